@@ -1,0 +1,1 @@
+"""Portier's billing domain: Stripe gateway, catalog, links, subscriptions, invoices, events."""

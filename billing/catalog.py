@@ -1,0 +1,195 @@
+"""The catalog file (SPEC §4) and its prices resolved against Stripe."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from billing.errors import CatalogError
+from billing.gateway import StripeGateway
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+_LOOKUP = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Business:
+    """Who sells: shown in greetings and on the return page."""
+
+    name: str
+    support_url: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan of the catalog; its rank is its position (later is higher)."""
+
+    key: str
+    name: str
+    rank: int
+    prices: tuple[str, ...]
+    description: str = ""
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the business sells and how changes, cancels and notices behave."""
+
+    business: Business
+    plans: tuple[Plan, ...]
+    team_prices: tuple[str, ...] = ()
+    min_seats: int = 1
+    max_seats: int = 500
+    downgrade: str = "period_end"
+    save_coupon: str | None = None
+    pause_days: tuple[int, ...] = ()
+    renewal_days: tuple[int, ...] = (7, 1)
+    card_expiry_days: int = 30
+    quiet_hours: str | None = None
+
+    def plan(self, key: str) -> Plan | None:
+        """Return the plan with this key, if the catalog has it."""
+        return next((p for p in self.plans if p.key == key), None)
+
+    def lookup_keys(self) -> list[str]:
+        """Return every price lookup key the catalog names."""
+        keys = [k for p in self.plans for k in p.prices] + list(self.team_prices)
+        return list(dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class Price:
+    """A Stripe price as Portier shows it; amounts in minor units."""
+
+    id: str
+    lookup_key: str
+    unit_amount: int
+    currency: str
+    interval: str
+    interval_count: int
+    product_name: str
+
+
+@dataclass
+class PriceBook:
+    """The catalog's lookup keys resolved to Stripe prices."""
+
+    by_key: dict[str, Price] = field(default_factory=dict)
+
+    def by_id(self, price_id: str) -> Price | None:
+        """Return the catalog price with this Stripe id."""
+        return next((p for p in self.by_key.values() if p.id == price_id), None)
+
+
+def _str(table: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
+    value = table.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise CatalogError(f"{where}.{name}: expected a non-empty string")
+    return value
+
+
+def _str_list(table: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CatalogError(f"{where}.{name}: expected a list of strings")
+    return tuple(value)
+
+
+def _int_list(table: dict[str, Any], name: str, where: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    value = table.get(name, list(default))
+    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
+        raise CatalogError(f"{where}.{name}: expected a list of positive whole numbers")
+    return tuple(value)
+
+
+def _plan(raw: Any, rank: int) -> Plan:
+    where = f"plans[{rank}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a table")
+    key = _str(raw, "key", where) or ""
+    if not _KEY.match(key):
+        raise CatalogError(f"{where}.key: {key!r} must be 1-24 of a-z, 0-9, _ or -")
+    prices = _str_list(raw, "prices", where)
+    if not prices:
+        raise CatalogError(f"{where}.prices: name at least one price lookup key")
+    for lookup in prices:
+        if not _LOOKUP.match(lookup):
+            raise CatalogError(f"{where}.prices: {lookup!r} is not a valid lookup key")
+    return Plan(key=key, name=_str(raw, "name", where) or key, rank=rank, prices=prices,
+                description=_str(raw, "description", where, required=False) or "",
+                features=_str_list(raw, "features", where))
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    """Build a Catalog from the parsed TOML, naming the first bad entry."""
+    business = data.get("business")
+    if not isinstance(business, dict):
+        raise CatalogError("[business]: missing")
+    raw_plans = data.get("plans")
+    if not isinstance(raw_plans, list) or not raw_plans:
+        raise CatalogError("[[plans]]: at least one plan is needed")
+    plans = tuple(_plan(raw, rank) for rank, raw in enumerate(raw_plans))
+    keys = [p.key for p in plans]
+    if len(set(keys)) != len(keys):
+        raise CatalogError("[[plans]]: plan keys must be unique")
+    team, changes = data.get("team", {}), data.get("changes", {})
+    cancel, notices = data.get("cancel", {}), data.get("notices", {})
+    downgrade = changes.get("downgrade", "period_end")
+    if downgrade not in ("now", "period_end"):
+        raise CatalogError("[changes].downgrade: expected 'now' or 'period_end'")
+    return Catalog(
+        business=Business(
+            name=_str(business, "name", "[business]") or "",
+            support_url=_str(business, "support_url", "[business]", required=False),
+            logo_url=_str(business, "logo_url", "[business]", required=False),
+            accent_color=_str(business, "accent_color", "[business]", required=False)),
+        plans=plans,
+        team_prices=_str_list(team, "prices", "[team]"),
+        min_seats=int(team.get("min_seats", 1)),
+        max_seats=int(team.get("max_seats", 500)),
+        downgrade=downgrade,
+        save_coupon=_str(cancel, "save_coupon", "[cancel]", required=False),
+        pause_days=_int_list(cancel, "pause_days", "[cancel]", ()),
+        renewal_days=_int_list(notices, "renewal_days", "[notices]", (7, 1)),
+        card_expiry_days=int(notices.get("card_expiry_days", 30)),
+        quiet_hours=_str(notices, "quiet_hours", "[notices]", required=False),
+    )
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: catalog file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise CatalogError(f"{path}: not valid TOML ({error})") from None
+    return parse_catalog(data)
+
+
+async def resolve_prices(gateway: StripeGateway, catalog: Catalog) -> PriceBook:
+    """Resolve every lookup key of the catalog to a recurring Stripe price."""
+    wanted = catalog.lookup_keys()
+    found = {p.lookup_key: p for p in await gateway.prices_by_lookup_keys(wanted) if p.lookup_key}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise CatalogError("unknown price lookup key(s): " + ", ".join(missing))
+    book = PriceBook()
+    for key in wanted:
+        price = found[key]
+        if price.recurring is None or price.unit_amount is None:
+            raise CatalogError(f"price {key}: must be a recurring price with a unit amount")
+        product = price.product
+        book.by_key[key] = Price(
+            id=price.id, lookup_key=key, unit_amount=price.unit_amount, currency=price.currency,
+            interval=price.recurring.interval, interval_count=price.recurring.interval_count,
+            product_name=getattr(product, "name", "") or "")
+    return book

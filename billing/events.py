@@ -1,0 +1,41 @@
+"""Handlers of the Stripe event types Portier acts on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.links import link_customer
+from billing.notices import enqueue
+from billing.services import Billing
+from billing.subscriptions import get_overview
+from billing.webhooks import on
+
+
+@on("checkout.session.completed")
+async def link_after_checkout(billing: Billing, session: AsyncSession,
+                              event: dict[str, Any]) -> None:
+    """Link the chat user who paid in Checkout and greet them with their plan."""
+    session_id = event["data"]["object"]["id"]
+    checkout = await billing.gateway.checkout_session(session_id)  # re-read, never trust
+    raw: Any = checkout.metadata or {}
+    metadata = {str(k): str(v) for k, v in raw.items()}
+    channel, user_id = metadata.get("portier_channel"), metadata.get("portier_user")
+    chat_id = metadata.get("portier_chat")
+    customer = checkout.customer if isinstance(checkout.customer, str) else getattr(
+        checkout.customer, "id", None)
+    if (checkout.status != "complete" or not customer or not channel or not user_id
+            or not chat_id or checkout.client_reference_id != f"{channel}-{user_id}"):
+        return
+    await link_customer(session, channel=channel, user_id=user_id, chat_id=chat_id,
+                        customer_id=customer)
+    overview = await get_overview(billing, customer_id=customer)
+    params: dict[str, Any] = {"customer": customer}
+    if overview is not None:
+        params |= {"plan": overview.plan_name, "amount": overview.amount,
+                   "currency": overview.currency, "interval": overview.interval,
+                   "renews": int(overview.current_period_end.timestamp())
+                   if overview.current_period_end else None}
+    await enqueue(session, dedupe_key=f"welcome:{session_id}", channel=channel, user_id=user_id,
+                  chat_id=chat_id, kind="welcome", params=params)

@@ -1,0 +1,78 @@
+"""A customer's invoices, a page at a time, and paying an open one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import stripe
+
+from billing.errors import InvalidRequest, NotYours
+from billing.gateway import idempotency_key
+from billing.services import Billing
+
+PAGE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One invoice as the chat lists it; amounts in minor units."""
+
+    id: str
+    number: str | None
+    created: datetime
+    total: int
+    amount_remaining: int
+    currency: str
+    status: str
+    hosted_url: str | None
+    pdf_url: str | None
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    """Up to five invoices, newest first, and where the next page starts."""
+
+    items: tuple[InvoiceLine, ...]
+    next_after: str | None
+
+
+def _line(invoice: stripe.Invoice) -> InvoiceLine:
+    return InvoiceLine(
+        id=invoice.id or "", number=invoice.number,
+        created=datetime.fromtimestamp(invoice.created, UTC), total=invoice.total,
+        amount_remaining=invoice.amount_remaining, currency=invoice.currency,
+        status=invoice.status or "draft", hosted_url=invoice.hosted_invoice_url,
+        pdf_url=invoice.invoice_pdf)
+
+
+async def _owned(billing: Billing, customer_id: str, invoice_id: str) -> stripe.Invoice:
+    invoice = await billing.gateway.invoice(invoice_id)
+    owner = invoice.customer if isinstance(invoice.customer, str) else getattr(
+        invoice.customer, "id", None)
+    if owner != customer_id:
+        raise NotYours("invoice")
+    return invoice
+
+
+async def list_invoices(billing: Billing, *, customer_id: str,
+                        after: str | None = None) -> InvoicePage:
+    """Return a page of the customer's invoices, starting after the given invoice."""
+    if after is not None:
+        await _owned(billing, customer_id, after)  # a cursor naming someone else's invoice
+    page = await billing.gateway.invoices(customer_id, limit=PAGE_SIZE, starting_after=after)
+    items = tuple(_line(inv) for inv in page.data if inv.status != "draft")
+    next_after = page.data[-1].id if page.has_more and page.data else None
+    return InvoicePage(items=items, next_after=next_after)
+
+
+async def pay_invoice(billing: Billing, *, customer_id: str, invoice_id: str) -> InvoiceLine:
+    """Pay the customer's open invoice with their default card, once per payment attempt."""
+    invoice = await _owned(billing, customer_id, invoice_id)
+    if invoice.status == "paid":
+        return _line(invoice)
+    if invoice.status != "open":
+        raise InvalidRequest("invoice_not_open")
+    # One key per attempt: a double tap pays once, a retry after a decline tries again.
+    key = idempotency_key("pay", invoice_id, invoice.attempt_count)
+    return _line(await billing.gateway.pay_invoice(invoice_id, key=key))

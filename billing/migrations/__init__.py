@@ -1,0 +1,1 @@
+"""Alembic migrations of Portier's database."""

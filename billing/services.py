@@ -1,0 +1,28 @@
+"""What every billing operation needs, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.catalog import Catalog, PriceBook
+from billing.db import Database
+from billing.gateway import StripeGateway
+
+
+@dataclass
+class Billing:
+    """The database, the Stripe gateway and the resolved catalog."""
+
+    db: Database
+    gateway: StripeGateway
+    catalog: Catalog
+    prices: PriceBook
+    link_secret: str
+    public_url: str
+
+    def return_url(self, **query: str) -> str:
+        """Return the URL of Portier's `GET /return` page with a query."""
+        base = self.public_url.rstrip("/") + "/return"
+        if not query:
+            return base
+        return base + "?" + "&".join(f"{k}={v}" for k, v in query.items())
