@@ -19,8 +19,7 @@ async def link_after_checkout(billing: Billing, session: AsyncSession,
     """Link the chat user who paid in Checkout and greet them with their plan."""
     session_id = event["data"]["object"]["id"]
     checkout = await billing.gateway.checkout_session(session_id)  # re-read, never trust
-    raw: Any = checkout.metadata or {}
-    metadata = {str(k): str(v) for k, v in raw.items()}
+    metadata = checkout.metadata.to_dict() if checkout.metadata else {}
     channel, user_id = metadata.get("portier_channel"), metadata.get("portier_user")
     chat_id = metadata.get("portier_chat")
     customer = checkout.customer if isinstance(checkout.customer, str) else getattr(

@@ -1,0 +1,1 @@
+"""Portier runtime: settings, HTTP server, channel adapters, scheduler, outbox and CLI."""

@@ -1,0 +1,173 @@
+"""The `portier` command line: run, demo, sandbox, db upgrade, catalog check, link."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from billing.catalog import load_catalog, resolve_prices
+from billing.errors import BillingError, CatalogError, NotFound
+from billing.migrate import upgrade
+from bot.logs import configure_logging
+from bot.runtime import build_billing, make_gateway, secret
+from bot.settings import Settings, SettingsError, load_settings
+from handlers.formatting import money
+
+
+class CommandError(Exception):
+    """A failure to report as one line and a non-zero exit."""
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.secrets())
+    return settings
+
+
+def _need_stripe(settings: Settings) -> None:
+    if settings.stripe_secret_key is None:
+        raise CommandError("STRIPE_SECRET_KEY: required, expected sk_test_…, sk_live_… or rk_…")
+
+
+async def _run(_args: argparse.Namespace) -> None:
+    from bot.service import running
+
+    settings = _settings()
+    settings.require_for_run()
+    if settings.database_url.startswith("sqlite"):
+        await asyncio.to_thread(upgrade, settings.database_url)  # the embedded default
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with running(settings) as service:
+        print(f"portier: serving on {service.url}", file=sys.stderr)
+        await stop.wait()
+
+
+async def _db_upgrade(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    await asyncio.to_thread(upgrade, settings.database_url)
+    print("database is up to date")
+
+
+async def _catalog_check(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    _need_stripe(settings)
+    catalog = load_catalog(settings.catalog_path)
+    gateway = make_gateway(settings)
+    try:
+        prices = await resolve_prices(gateway, catalog)
+    finally:
+        await gateway.close()
+    print(f"{catalog.business.name}: {len(catalog.plans)} plan(s)")
+    print(f"{'plan':<12} {'lookup key':<24} {'price':>12}  interval  stripe id")
+    rows = [(p.key, k) for p in catalog.plans for k in p.prices]
+    rows += [("team", k) for k in catalog.team_prices]
+    for plan_key, lookup in rows:
+        price = prices.by_key[lookup]
+        every = price.interval if price.interval_count == 1 else (
+            f"{price.interval_count} {price.interval}s")
+        print(f"{plan_key:<12} {lookup:<24} {money(price.unit_amount, price.currency, 'en'):>12}"
+              f"  {every:<8}  {price.id}")
+
+
+async def _link(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _need_stripe(settings)
+    if not secret(settings.link_secret):
+        raise CommandError("PORTIER_LINK_SECRET: required, expected at least 16 characters")
+    billing = await build_billing(settings)
+    from billing.links import mint_token
+
+    try:
+        async with billing.db.session() as session:
+            minted = await mint_token(session, gateway=billing.gateway,
+                                      secret=billing.link_secret, customer_id=args.customer)
+    except NotFound:
+        raise CommandError(f"{args.customer}: Stripe has no such customer") from None
+    finally:
+        await billing.gateway.close()
+        await billing.db.close()
+    username = await _bot_username(settings)
+    print(f"https://t.me/{username}?start={minted.token}" if username else minted.token)
+    print(f"expires {minted.expires_at:%Y-%m-%d %H:%M} UTC, single use", file=sys.stderr)
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.telegram_bot_token is None:
+        return None
+    from telegram import Bot
+
+    bot = Bot(secret(settings.telegram_bot_token), base_url=settings.telegram_api_base)
+    async with bot:
+        return bot.username
+
+
+async def _sandbox(args: argparse.Namespace) -> None:
+    from bot.sandbox_cmd import serve_sandbox
+
+    await serve_sandbox(args.host, args.port)
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    from bot.demo import run_demo
+
+    await run_demo(script=args.script)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser of every subcommand."""
+    top = argparse.ArgumentParser(prog="portier", description="Chat-native billing portal "
+                                  "for Stripe subscriptions.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
+            text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=text, description=text)
+        command.set_defaults(func=func)
+        return command
+
+    add("run", _run, "Serve everything configured (HTTP, Telegram, scheduler).")
+    demo = add("demo", _demo, "Try Portier offline: a local Stripe sandbox and a console chat.")
+    demo.add_argument("--script", help="read chat input from this file instead of the terminal")
+    box = add("sandbox", _sandbox, "Run the local Stripe sandbox alone, with the demo catalog.")
+    box.add_argument("--host", default="127.0.0.1")
+    box.add_argument("--port", type=int, default=12111)
+    db = sub.add_parser("db", help="Database commands.", description="Database commands.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    up = db_sub.add_parser("upgrade", help="Apply the database migrations.",
+                           description="Apply the database migrations.")
+    up.set_defaults(func=_db_upgrade)
+    cat = sub.add_parser("catalog", help="Catalog commands.", description="Catalog commands.")
+    cat_sub = cat.add_subparsers(dest="catalog_command", required=True, metavar="COMMAND")
+    check = cat_sub.add_parser("check", help="Resolve the catalog's prices against Stripe.",
+                               description="Resolve the catalog's prices against Stripe.")
+    check.set_defaults(func=_catalog_check)
+    link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer.")
+    link.add_argument("customer", metavar="CUSTOMER_ID")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `portier` command line."""
+    args = parser().parse_args(argv)
+    try:
+        asyncio.run(args.func(args))
+    except (SettingsError, CommandError, CatalogError, BillingError) as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print(f"portier: {line}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Portier's HTTP server: webhooks, the return page, link tokens, health and metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from html import escape
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from billing.errors import NotFound, StripeProblem, WebhookRejected
+from billing.links import mint_token
+from billing.webhooks import record, verify
+from bot.runtime import Runtime, secret
+from bot.telegram import TelegramChannel
+from bot.worker import Worker
+
+log = logging.getLogger(__name__)
+CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,250}$")
+MAX_UPDATE = 256 * 1024
+
+
+def _same(given: str | None, expected: str) -> bool:
+    # Constant-time comparison: a timing side channel must not reveal the secret.
+    return bool(expected) and hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+class Server:
+    """The routes, bound to the runtime, the worker and the Telegram channel (if on)."""
+
+    def __init__(self, runtime: Runtime, worker: Worker,
+                 telegram: TelegramChannel | None = None) -> None:
+        self.runtime = runtime
+        self.worker = worker
+        self.telegram = telegram
+        self.counts = {"stripe_events_received": 0, "stripe_events_rejected": 0,
+                       "telegram_updates_received": 0}
+        self.app = Starlette(routes=[
+            Route("/stripe/webhook", self.stripe_webhook, methods=["POST"]),
+            Route("/telegram/webhook", self.telegram_webhook, methods=["POST"]),
+            Route("/return", self.return_page, methods=["GET"]),
+            Route("/api/link-tokens", self.link_tokens, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+        ])
+
+    async def stripe_webhook(self, request: Request) -> Response:
+        """Verify a Stripe event on the raw body, store it once, answer at once."""
+        payload = await request.body()
+        try:
+            event = verify(payload, request.headers.get("stripe-signature"),
+                           secret(self.runtime.settings.stripe_webhook_secret))
+        except WebhookRejected as error:
+            self.counts["stripe_events_rejected"] += 1
+            return JSONResponse({"error": str(error)}, status_code=400)
+        async with self.runtime.billing.db.session() as session:
+            fresh = await record(session, event)
+        self.counts["stripe_events_received"] += 1
+        if fresh:
+            self.worker.kick()
+        return JSONResponse({"received": True, "duplicate": not fresh})
+
+    async def telegram_webhook(self, request: Request) -> Response:
+        """Accept an update from Telegram carrying our secret token."""
+        expected = secret(self.runtime.settings.telegram_webhook_secret)
+        if self.telegram is None or not _same(
+                request.headers.get("x-telegram-bot-api-secret-token"), expected):
+            return PlainTextResponse("forbidden", status_code=403)
+        body = await request.body()
+        try:
+            data = json.loads(body) if len(body) <= MAX_UPDATE else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return PlainTextResponse("bad update", status_code=400)
+        self.counts["telegram_updates_received"] += 1
+        await self.telegram.feed(data)
+        return Response(status_code=200)
+
+    async def return_page(self, request: Request) -> Response:
+        """Tell a customer back from Stripe's page to return to the chat."""
+        business = escape(self.runtime.billing.catalog.business.name)
+        username = self.runtime.portal.bot_username
+        link = (f'<p><a href="https://t.me/{escape(username)}">Open the chat</a></p>'
+                if username else "")
+        canceled = request.query_params.get("canceled") == "1"
+        headline = "Nothing was charged." if canceled else "All done."
+        return HTMLResponse(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{business}</title>"
+            f"<meta name='viewport' content='width=device-width'></head><body>"
+            f"<h1>{headline}</h1><p>You can return to the chat with {business}.</p>{link}"
+            f"</body></html>")
+
+    async def link_tokens(self, request: Request) -> Response:
+        """Mint a one-time Telegram deep link for a customer of the business's web app."""
+        expected = secret(self.runtime.settings.api_key)
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not _same(auth[7:], expected):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        customer = body.get("customer") if isinstance(body, dict) else None
+        if not isinstance(customer, str) or not CUSTOMER_ID.match(customer):
+            return JSONResponse({"error": "expected {\"customer\": \"cus_…\"}"}, status_code=422)
+        billing = self.runtime.billing
+        try:
+            async with billing.db.session() as session:
+                minted = await mint_token(session, gateway=billing.gateway,
+                                          secret=billing.link_secret, customer_id=customer)
+        except NotFound:
+            return JSONResponse({"error": "unknown customer"}, status_code=404)
+        except StripeProblem:
+            return JSONResponse({"error": "Stripe is unavailable; nothing was created"},
+                                status_code=503)
+        username = self.runtime.portal.bot_username
+        url = f"https://t.me/{username}?start={minted.token}" if username else None
+        return JSONResponse({"token": minted.token, "url": url,
+                             "expires_at": int(minted.expires_at.timestamp())}, status_code=201)
+
+    async def healthz(self, _request: Request) -> Response:
+        """Answer 200 when the database answers, 503 otherwise."""
+        if await self.runtime.billing.db.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+
+    async def metrics(self, _request: Request) -> Response:
+        """Expose counters in Prometheus' text format."""
+        counts = dict(self.counts, stripe_requests=self.runtime.billing.gateway.requests)
+        lines = []
+        for name, value in sorted(counts.items()):
+            lines += [f"# TYPE portier_{name}_total counter", f"portier_{name}_total {value}"]
+        return PlainTextResponse("\n".join(lines) + "\n",
+                                 media_type="text/plain; version=0.0.4")

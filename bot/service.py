@@ -1,0 +1,75 @@
+"""Everything `portier run` serves, started and stopped together in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from billing.catalog import Catalog, PriceBook
+from bot.runtime import Runtime, build_billing
+from bot.server import Server
+from bot.settings import Settings
+from bot.telegram import TelegramChannel
+from bot.worker import Worker
+from handlers.portal import Portal
+
+
+@dataclass
+class Service:
+    """The running server, worker and channels."""
+
+    runtime: Runtime
+    worker: Worker
+    server: Server
+    telegram: TelegramChannel | None
+    url: str
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front, so port 0 gives a known port before start."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, sock: socket.socket | None = None,
+                  catalog: Catalog | None = None, prices: PriceBook | None = None,
+                  worker_interval: float = 5.0) -> AsyncIterator[Service]:
+    """Start the HTTP server, the event worker and the configured channels; stop them after."""
+    billing = await build_billing(settings, catalog=catalog, prices=prices)
+    portal = Portal(billing, default_locale=settings.locale)
+    runtime = Runtime(settings=settings, billing=billing, portal=portal)
+    worker = Worker(billing, portal, interval=worker_interval)
+    telegram = TelegramChannel(settings, portal) if settings.telegram_enabled else None
+    server = Server(runtime, worker, telegram)
+    sock = sock or bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    http = uvicorn.Server(uvicorn.Config(server.app, log_config=None, lifespan="off",
+                                         access_log=False))
+    serving = asyncio.create_task(http.serve(sockets=[sock]), name="portier-http")
+    try:
+        while not http.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.01)
+        if telegram is not None:
+            await telegram.start()
+            worker.senders["telegram"] = telegram.send
+        worker.start()
+        yield Service(runtime=runtime, worker=worker, server=server, telegram=telegram,
+                      url=f"http://{host}:{port}")
+    finally:
+        await worker.stop()
+        if telegram is not None:
+            await telegram.stop()
+        http.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await runtime.close()

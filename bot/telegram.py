@@ -1,0 +1,204 @@
+"""The Telegram channel: python-telegram-bot updates in, neutral replies out.
+
+Thin like Bolt's adapters: it turns an update into a portal call and the replies into
+messages. Webhook mode feeds updates from Portier's own Starlette route into the
+Application's queue (PTB's customwebhookbot/starlettebot.py); without a webhook URL it polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import Forbidden
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.runtime import secret
+from bot.settings import Settings
+from bot.telegram_render import html, keyboard
+from bot.worker import Unreachable
+from handlers.context import Actor
+from handlers.i18n import LOCALES
+from handlers.portal import Portal
+from handlers.replies import Reply
+
+log = logging.getLogger(__name__)
+
+
+class PerChatOrder(BaseUpdateProcessor):
+    """Handle updates of different chats concurrently and each chat's updates in order."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: defaultdict[int, int] = defaultdict(int)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update's handling under its chat's lock."""
+        chat = getattr(update, "effective_chat", None)
+        if chat is None:
+            await coroutine
+            return
+        key = chat.id
+        self._waiting[key] += 1
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._locks.pop(key, None)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+def actor_of(update: Update) -> Actor:
+    """Describe the user behind an update."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None  # filters let through only such updates
+    return Actor(channel="telegram", user_id=str(user.id), chat_id=str(chat.id),
+                 private=chat.type == ChatType.PRIVATE, language=user.language_code,
+                 name=user.first_name)
+
+
+class TelegramChannel:
+    """A python-telegram-bot Application wired to the portal."""
+
+    def __init__(self, settings: Settings, portal: Portal) -> None:
+        self.settings = settings
+        self.portal = portal
+        builder = (Application.builder().token(secret(settings.telegram_bot_token))
+                   .base_url(settings.telegram_api_base)
+                   .rate_limiter(AIORateLimiter(max_retries=2))
+                   .concurrent_updates(PerChatOrder()))
+        if settings.telegram_webhook_mode:
+            builder = builder.updater(None)
+        self.app = builder.build()
+        self.app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
+        self.app.add_handler(CallbackQueryHandler(self.on_button))
+        self.app.add_handler(MessageHandler(
+            filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.on_text))
+        self.app.add_error_handler(self.on_error)
+
+    async def start(self) -> None:
+        """Initialise the bot, register commands and the webhook (or start polling)."""
+        await self.app.initialize()
+        self.portal.bot_username = self.app.bot.username
+        for locale in LOCALES:
+            commands = [BotCommand(n, d) for n, d in self.portal.command_menu(locale)]
+            code = None if locale == self.settings.locale else locale
+            await self.app.bot.set_my_commands(commands, language_code=code)
+        if self.settings.telegram_webhook_mode:
+            await self.app.bot.set_webhook(
+                url=str(self.settings.telegram_webhook_url),
+                secret_token=secret(self.settings.telegram_webhook_secret),
+                allowed_updates=["message", "callback_query"])
+        elif self.app.updater is not None:
+            await self.app.bot.delete_webhook()
+            await self.app.updater.start_polling(allowed_updates=["message", "callback_query"])
+        await self.app.start()
+
+    async def stop(self) -> None:
+        """Stop polling and the application."""
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        """Queue one update received by the webhook route."""
+        await self.app.update_queue.put(Update.de_json(data, self.app.bot))
+
+    async def on_command(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answer `/name args`; a command addressed to another bot is ignored."""
+        message = update.effective_message
+        if message is None or not message.text or update.effective_user is None:
+            return
+        head, _, args = message.text.partition(" ")
+        name, _, mention = head[1:].partition("@")
+        if mention and mention.lower() != (self.app.bot.username or "").lower():
+            return
+        actor = actor_of(update)
+        await self.deliver(actor, await self.portal.command(actor, name, args))
+
+    async def on_text(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answer free text in a private chat."""
+        message = update.effective_message
+        if message is None or message.text is None or update.effective_user is None:
+            return
+        actor = actor_of(update)
+        await self.deliver(actor, await self.portal.text(actor, message.text))
+
+    async def on_button(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answer a button press; every callback query is answered, as Telegram requires."""
+        query = update.callback_query
+        if query is None or update.effective_chat is None:
+            return
+        actor = actor_of(update)
+        replies = await self.portal.button(actor, query.data or "")
+        toast = next((r.toast for r in replies if r.toast), None)
+        await query.answer(toast)
+        message_id = query.message.message_id if query.message else None
+        await self.deliver(actor, replies, edit_message_id=message_id)
+
+    async def deliver(self, actor: Actor, replies: list[Reply], *,
+                      edit_message_id: int | None = None) -> None:
+        """Send the replies into the actor's chat, editing the pressed message when asked."""
+        for reply in replies:
+            if reply.private and not actor.private:
+                continue  # never a hosted link or billing detail in a group
+            if reply.edit and edit_message_id is not None:
+                await self.app.bot.edit_message_text(
+                    html(reply), chat_id=int(actor.chat_id), message_id=edit_message_id,
+                    parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+            else:
+                await self.send(actor.chat_id, reply)
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        """Send one reply (a photo with caption when it has an image)."""
+        try:
+            if reply.image_url:
+                await self.app.bot.send_photo(int(chat_id), reply.image_url, caption=html(reply)[:1024],
+                                              parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+                return
+            await self.app.bot.send_message(int(chat_id), html(reply), parse_mode=ParseMode.HTML,
+                                            reply_markup=keyboard(reply),
+                                            disable_web_page_preview=True)
+        except Forbidden as error:
+            raise Unreachable(str(error)) from None
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log the failure without secrets and tell the user that nothing was changed."""
+        error = context.error
+        log.error("update failed: %s", type(error).__name__, exc_info=error)
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+            await self.app.bot.send_message(
+                update.effective_chat.id,
+                "Sorry, something went wrong on our side. Nothing was changed. "
+                "Please try again in a minute.")
+        except Exception as exc:  # noqa: BLE001 - the chat is unreachable; already logged
+            log.warning("could not report the failure: %s", type(exc).__name__)

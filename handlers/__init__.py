@@ -1,0 +1,1 @@
+"""Channel-neutral conversations: commands and button actions → billing → neutral replies."""

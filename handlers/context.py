@@ -1,0 +1,52 @@
+"""Who is acting, and what a handler has at hand while answering them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing.services import Billing
+from handlers import formatting
+from handlers.i18n import translate
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The chat user behind an update, as every channel describes them."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    private: bool
+    language: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One update's context: the actor, their language and zone, and the billing domain."""
+
+    actor: Actor
+    billing: Billing
+    locale: str
+    zone: str = "UTC"
+    bot_username: str | None = None
+
+    def t(self, message: str, **values: object) -> str:
+        """Translate a message for this user."""
+        return translate(self.locale, message, **values)
+
+    def money(self, amount: int, currency: str) -> str:
+        """Format money for this user."""
+        return formatting.money(amount, currency, self.locale)
+
+    def day(self, moment: datetime) -> str:
+        """Format a day for this user, in their time zone."""
+        return formatting.day(moment, self.locale, self.zone)
+
+    def interval(self, interval: str, count: int = 1) -> str:
+        """Name a billing interval ("per month", "every 3 months")."""
+        if count == 1:
+            return self.t("per year") if interval == "year" else self.t("per month")
+        unit = self.t("years") if interval == "year" else self.t("months")
+        return self.t("every {count} {unit}", count=count, unit=unit)

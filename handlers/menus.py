@@ -1,0 +1,31 @@
+"""Buttons that several conversations offer."""
+
+from __future__ import annotations
+
+from handlers.context import Ctx
+from handlers.replies import Button
+
+
+def my_plan(ctx: Ctx) -> Button:
+    """Return the "My plan" button."""
+    return Button(ctx.t("My plan"), action="plan")
+
+
+def see_plans(ctx: Ctx) -> Button:
+    """Return the "See plans" button."""
+    return Button(ctx.t("See plans"), action="plans")
+
+
+def connect(ctx: Ctx) -> Button:
+    """Return the "Connect my subscription" button."""
+    return Button(ctx.t("Connect my subscription"), action="connect")
+
+
+def update_card(ctx: Ctx) -> Button:
+    """Return the "Update card" button."""
+    return Button(ctx.t("Update card"), action="card")
+
+
+def invoices(ctx: Ctx) -> Button:
+    """Return the "Invoices" button."""
+    return Button(ctx.t("Invoices"), action="inv")

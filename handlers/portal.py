@@ -1,0 +1,108 @@
+"""The entry point every channel calls: routes an update, answers with replies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from billing.errors import BillingError
+from billing.prefs import get_prefs
+from billing.services import Billing
+from billing.state import take
+from handlers import flows  # noqa: F401 - registers every conversation on the router
+from handlers.context import Actor, Ctx
+from handlers.i18n import pick_locale
+from handlers.notices import render_notice
+from handlers.problems import explain
+from handlers.replies import Button, Reply, rows
+from handlers.router import Route, router
+
+log = logging.getLogger(__name__)
+MAX_TEXT = 1000
+
+COMMANDS = (
+    ("start", "Start and see your options"),
+    ("plan", "Your plan, renewal and card"),
+    ("invoices", "Your invoices"),
+    ("card", "Update your card"),
+    ("help", "What I can do"),
+    ("forget", "Forget this chat"),
+)
+
+
+class Portal:
+    """Channel-neutral conversations over the billing domain."""
+
+    def __init__(self, billing: Billing, *, default_locale: str = "en",
+                 bot_username: str | None = None) -> None:
+        self.billing = billing
+        self.default_locale = default_locale
+        self.bot_username = bot_username
+
+    async def context(self, actor: Actor) -> Ctx:
+        """Build the context of one update: the user's language and time zone."""
+        async with self.billing.db.session() as session:
+            prefs = await get_prefs(session, channel=actor.channel, user_id=actor.user_id)
+        locale = pick_locale(prefs.locale if prefs else None, actor.language,
+                             default=self.default_locale)
+        zone = (prefs.timezone if prefs else None) or "UTC"
+        return Ctx(actor=actor, billing=self.billing, locale=locale, zone=zone,
+                   bot_username=self.bot_username)
+
+    def command_menu(self, locale: str) -> list[tuple[str, str]]:
+        """Return the commands and their descriptions for a language."""
+        ctx_t = Ctx(actor=Actor("", "", "", True), billing=self.billing, locale=locale).t
+        return [(name, ctx_t(text)) for name, text in COMMANDS]
+
+    async def command(self, actor: Actor, name: str, args: str = "") -> list[Reply]:
+        """Answer a command such as `/plan`."""
+        ctx = await self.context(actor)
+        route = router.commands.get(name.lower())
+        if route is None:
+            return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
+        return await self._run(ctx, route, args[:MAX_TEXT].strip())
+
+    async def button(self, actor: Actor, data: str) -> list[Reply]:
+        """Answer the press of a button carrying `data`."""
+        ctx = await self.context(actor)
+        found = router.match_button(data) if len(data) <= 64 else None
+        if found is None:
+            return [Reply(ctx.t("That button is no longer valid. Nothing was changed."),
+                          toast=ctx.t("That button is no longer valid."),
+                          buttons=rows(Button(ctx.t("Help"), action="help")))]
+        route, match = found
+        return await self._run(ctx, route, match)
+
+    async def text(self, actor: Actor, text: str) -> list[Reply]:
+        """Answer free text: the answer to a pending question, or a pointer to the buttons."""
+        ctx = await self.context(actor)
+        async with self.billing.db.session() as session:
+            pending = await take(session, channel=actor.channel, user_id=actor.user_id)
+        route = router.answers.get(pending.kind) if pending else None
+        if pending is None or route is None:
+            return [Reply(ctx.t("Please use the buttons or a command. /help lists them."))]
+        if len(text) > MAX_TEXT:
+            return [Reply(ctx.t("That message is too long. Nothing was changed."))]
+        return await self._run(ctx, route, text.strip(), pending.data)
+
+    async def notice(self, *, actor: Actor, kind: str, params: dict[str, Any]) -> Reply:
+        """Render a pushed notice for its recipient."""
+        ctx = await self.context(actor)
+        return render_notice(ctx, kind, params)
+
+    async def _run(self, ctx: Ctx, route: Route, *args: Any) -> list[Reply]:
+        if route.private and not ctx.actor.private:
+            return [self._go_private(ctx)]
+        try:
+            replies: list[Reply] = await route.handler(ctx, *args)
+        except BillingError as error:
+            log.info("handled %s for %s", type(error).__name__, ctx.actor.channel)
+            return [explain(ctx, error)]
+        return replies
+
+    def _go_private(self, ctx: Ctx) -> Reply:
+        text = ctx.t("Billing details are shown only in a private chat with me.")
+        if not self.bot_username:
+            return Reply(text)
+        url = f"https://t.me/{self.bot_username}"
+        return Reply(text, buttons=rows(Button(ctx.t("Open private chat"), url=url)))

@@ -1,0 +1,62 @@
+"""Billing errors in plain words: what happened, and that nothing was changed."""
+
+from __future__ import annotations
+
+from billing.errors import (
+    BillingError,
+    CardDeclined,
+    NoSubscription,
+    NotFound,
+    NotLinked,
+    NotYours,
+    RateLimited,
+    StripeUnavailable,
+    TokenInvalid,
+)
+from handlers.context import Ctx
+from handlers.replies import Button, Reply, rows
+
+DECLINES = {
+    "insufficient_funds": "The card has insufficient funds.",
+    "expired_card": "The card has expired.",
+    "incorrect_cvc": "The card's security code is incorrect.",
+    "lost_card": "The card was reported lost.",
+    "stolen_card": "The card was reported stolen.",
+    "processing_error": "The card could not be processed.",
+}
+TOKENS = {
+    "malformed": "That link is not valid. Ask for a new one.",
+    "unknown": "That link is not valid. Ask for a new one.",
+    "used": "That link was already used. Ask for a new one.",
+    "expired": "That link has expired. Ask for a new one.",
+}
+
+
+def decline_reason(ctx: Ctx, reason: str) -> str:
+    """Say in plain words why a card was declined."""
+    return ctx.t(DECLINES.get(reason, "The card was declined."))
+
+
+def explain(ctx: Ctx, error: BillingError) -> Reply:
+    """Turn a billing error into a reply that says nothing was changed."""
+    unchanged = ctx.t("Nothing was changed.")
+    if isinstance(error, TokenInvalid):
+        return Reply(ctx.t(TOKENS.get(error.reason, TOKENS["unknown"])) + " " + unchanged)
+    if isinstance(error, NotLinked):
+        return Reply(ctx.t("This chat is not connected to a subscription yet."),
+                     buttons=rows(Button(ctx.t("See plans"), action="plans"),
+                                  Button(ctx.t("Connect my subscription"), action="connect")))
+    if isinstance(error, NoSubscription):
+        return Reply(ctx.t("You have no active subscription."),
+                     buttons=rows(Button(ctx.t("See plans"), action="plans")))
+    if isinstance(error, NotYours):
+        return Reply(ctx.t("That button belongs to someone else's account.") + " " + unchanged)
+    if isinstance(error, NotFound):
+        return Reply(ctx.t("That is no longer available.") + " " + unchanged)
+    if isinstance(error, CardDeclined):
+        return Reply(decline_reason(ctx, error.reason) + " " + unchanged,
+                     buttons=rows(Button(ctx.t("Update card"), action="card")))
+    if isinstance(error, RateLimited | StripeUnavailable):
+        return Reply(ctx.t("Payments are busy right now. Please try again in a minute.") + " "
+                     + unchanged)
+    return Reply(ctx.t("Something went wrong.") + " " + unchanged)

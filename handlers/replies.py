@@ -1,0 +1,34 @@
+"""Replies as data: each channel adapter renders them natively."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button: an action sent back to us, or a URL the chat opens."""
+
+    label: str
+    action: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to show: text, buttons and rendering hints."""
+
+    text: str
+    title: str | None = None
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    private: bool = False
+    expect_text: bool = False
+    edit: bool = False
+    image_url: str | None = None
+    toast: str | None = None
+
+
+def rows(*buttons: Button | None, per_row: int = 1) -> tuple[tuple[Button, ...], ...]:
+    """Lay buttons out in rows, skipping the ones left out."""
+    present = [b for b in buttons if b is not None]
+    return tuple(tuple(present[i:i + per_row]) for i in range(0, len(present), per_row))
