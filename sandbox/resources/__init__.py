@@ -1,0 +1,1 @@
+"""Stripe resource families served by the sandbox, one module each."""

@@ -1,0 +1,37 @@
+"""Every object the sandbox serves carries every top-level key of Stripe's example."""
+
+from __future__ import annotations
+
+import stripe
+
+from sandbox import Sandbox
+from tests.sandbox.flows import subscribed
+from tests.sandbox.shapes import EXAMPLES, kinds, missing_keys
+
+
+async def test_every_resource_matches_stripes_example(
+    client: stripe.StripeClient, sandbox: Sandbox
+) -> None:
+    """One pass over every resource served: none lacks a key of Stripe's example."""
+    sub = await subscribed(client)
+    customer = str(sub.customer)
+    await client.v1.products.list_async()
+    await client.v1.prices.list_async({"expand": ["data.product"]})
+    await client.v1.customers.retrieve_async(customer)
+    await client.v1.customers.payment_methods.list_async(customer)
+    await client.v1.subscriptions.list_async({"customer": customer})
+    await client.v1.invoices.list_async({"customer": customer})
+    await client.v1.invoices.create_preview_async({"subscription": sub.id})
+    await client.v1.checkout.sessions.list_async({"customer": customer})
+    await client.v1.billing_portal.sessions.create_async(
+        {"customer": customer, "return_url": "https://x.example"}
+    )
+    await client.v1.webhook_endpoints.create_async(
+        {"url": "http://127.0.0.1:9/x", "enabled_events": ["*"]}
+    )
+    await client.v1.events.list_async({"limit": 100})
+    assert sandbox.responses is not None
+    served = set().union(*(kinds(body) for body in sandbox.responses))
+    assert set(EXAMPLES) <= served, f"not exercised: {set(EXAMPLES) - served}"
+    problems = [p for body in sandbox.responses for p in missing_keys(body)]
+    assert problems == []
