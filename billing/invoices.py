@@ -73,6 +73,10 @@ async def pay_invoice(billing: Billing, *, customer_id: str, invoice_id: str) ->
         return _line(invoice)
     if invoice.status != "open":
         raise InvalidRequest("invoice_not_open")
-    # One key per attempt: a double tap pays once, a retry after a decline tries again.
-    key = idempotency_key("pay", invoice_id, invoice.attempt_count)
+    # The intent is "pay this invoice with this card": a double tap pays once, while a tap
+    # after the card was updated is a new attempt (Stripe would replay a cached decline).
+    customer = await billing.gateway.customer(customer_id)
+    method = customer.invoice_settings.default_payment_method if customer.invoice_settings else None
+    card = method if isinstance(method, str) or method is None else method.id
+    key = idempotency_key("pay", invoice_id, invoice.attempt_count, card)
     return _line(await billing.gateway.pay_invoice(invoice_id, key=key))

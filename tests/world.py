@@ -132,6 +132,14 @@ class World:
         await self.webhooks_idle()
         return customer
 
+    async def switch_card(self, customer_id: str, card: str) -> None:
+        """Make `card` the customer's default, as they would in the billing portal."""
+        portal = await self.service.runtime.billing.gateway.create_card_update(
+            customer_id=customer_id, return_url=self.url, locale="en",
+            key=f"test-switch-{customer_id}-{card}")
+        self.sandbox.complete_portal(portal.id, card)
+        await self.webhooks_idle()
+
     async def linked_user(self, lookup_key: str = "pro_monthly", language_code: str = "en",
                           card: str = "pm_card_visa") -> tuple[FakeUser, dict[str, Any]]:
         """Return a user whose chat is linked to a subscribed customer."""

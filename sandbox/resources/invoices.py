@@ -81,7 +81,6 @@ def build_invoice(
     for entry in lines:
         entry["invoice"] = invoice_id
     currency = lines[0]["currency"] if lines else (sub or {}).get("currency") or "eur"
-    default_pm = (sub or {}).get("default_payment_method")
     return {
         "id": invoice_id,
         "object": "invoice",
@@ -119,7 +118,9 @@ def build_invoice(
         "customer_shipping": None,
         "customer_tax_exempt": "none",
         "customer_tax_ids": [],
-        "default_payment_method": default_pm,
+        # As in Stripe: unset, so a payment falls back to the subscription's, then the
+        # customer's default at the time it is attempted (a card updated later is used).
+        "default_payment_method": None,
         "default_source": None,
         "default_tax_rates": [],
         "description": None,
