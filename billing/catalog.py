@@ -103,7 +103,8 @@ def _str_list(table: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _int_list(table: dict[str, Any], name: str, where: str, default: tuple[int, ...]) -> tuple[int, ...]:
+def _int_list(table: dict[str, Any], name: str, where: str,
+              default: tuple[int, ...]) -> tuple[int, ...]:
     value = table.get(name, list(default))
     if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
         raise CatalogError(f"{where}.{name}: expected a list of positive whole numbers")

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: chat links, link tokens, preferences, Stripe events, pending state, notices."""
+"""SQLAlchemy models: chat links, link tokens, preferences, events, pending state, notices."""
 
 from __future__ import annotations
 

@@ -56,10 +56,11 @@ def _when(value: int | None) -> datetime | None:
 
 
 def _card(method: Any) -> Card | None:
-    card = getattr(method, "card", None) if method is not None and not isinstance(method, str) else None
+    card = None if method is None or isinstance(method, str) else getattr(method, "card", None)
     if card is None:
         return None
-    return Card(brand=card.brand, last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year)
+    return Card(brand=card.brand, last4=card.last4, exp_month=card.exp_month,
+                exp_year=card.exp_year)
 
 
 def pick_current(subscriptions: list[stripe.Subscription]) -> stripe.Subscription | None:

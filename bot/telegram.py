@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.telegram_render import html, keyboard
 from bot.worker import Unreachable
 from handlers.context import Actor
-from handlers.i18n import LOCALES
+from handlers.i18n import LOCALES, pick_locale, translate
 from handlers.portal import Portal
 from handlers.replies import Reply
 
@@ -74,7 +74,8 @@ class PerChatOrder(BaseUpdateProcessor):
 def actor_of(update: Update) -> Actor:
     """Describe the user behind an update."""
     user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None  # filters let through only such updates
+    if user is None or chat is None:  # the handlers' filters let through only such updates
+        raise ValueError("an update without a user or chat")
     return Actor(channel="telegram", user_id=str(user.id), chat_id=str(chat.id),
                  private=chat.type == ChatType.PRIVATE, language=user.language_code,
                  name=user.first_name)
@@ -178,8 +179,9 @@ class TelegramChannel:
         """Send one reply (a photo with caption when it has an image)."""
         try:
             if reply.image_url:
-                await self.app.bot.send_photo(int(chat_id), reply.image_url, caption=html(reply)[:1024],
-                                              parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+                await self.app.bot.send_photo(
+                    int(chat_id), reply.image_url, caption=html(reply)[:1024],
+                    parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
                 return
             await self.app.bot.send_message(int(chat_id), html(reply), parse_mode=ParseMode.HTML,
                                             reply_markup=keyboard(reply),
@@ -196,9 +198,11 @@ class TelegramChannel:
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer()
-            await self.app.bot.send_message(
-                update.effective_chat.id,
-                "Sorry, something went wrong on our side. Nothing was changed. "
-                "Please try again in a minute.")
+            user = update.effective_user
+            locale = pick_locale(user.language_code if user else None,
+                                 default=self.settings.locale)
+            await self.app.bot.send_message(update.effective_chat.id, translate(
+                locale, "Sorry, something went wrong on our side. Nothing was changed. "
+                "Please try again in a minute."))
         except Exception as exc:  # noqa: BLE001 - the chat is unreachable; already logged
             log.warning("could not report the failure: %s", type(exc).__name__)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated database (SQLite, or PostgreSQL from TEST_DATABASE_URL) and a world."""
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL from TEST_DATABASE_URL), a world."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def status_line(ctx: Ctx, o: Overview) -> str:
 
 def describe(ctx: Ctx, o: Overview) -> str:
     """Describe plan, price, status, renewal, card and next invoice, one per line."""
-    price = f"{ctx.money(o.amount * o.quantity, o.currency)} {ctx.interval(o.interval, o.interval_count)}"
+    every = ctx.interval(o.interval, o.interval_count)
+    price = f"{ctx.money(o.amount * o.quantity, o.currency)} {every}"
     lines = [price, ctx.t("Status: {status}", status=status_line(ctx, o))]
     if o.ends_at is None and o.status != "paused" and o.current_period_end:
         lines.append(ctx.t("Renews on {date}", date=ctx.day(o.current_period_end)))

@@ -21,7 +21,8 @@ def plan_prices(ctx: Ctx, plan: Plan) -> list[Price]:
 
 def price_label(ctx: Ctx, price: Price) -> str:
     """Say a price the way people read it: "€29.00 per month"."""
-    return f"{ctx.money(price.unit_amount, price.currency)} {ctx.interval(price.interval, price.interval_count)}"
+    every = ctx.interval(price.interval, price.interval_count)
+    return f"{ctx.money(price.unit_amount, price.currency)} {every}"
 
 
 async def _subscribed(ctx: Ctx) -> bool:

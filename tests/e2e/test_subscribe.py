@@ -6,7 +6,7 @@ from tests.world import World
 
 
 async def test_new_user_subscribes_and_sees_plan(world: World) -> None:
-    """It greets, lists plans with prices, sends a Checkout link, links on payment, shows the plan."""
+    """It greets, lists plans, links a Checkout, links the chat on payment, shows the plan."""
     user = world.user()
     hello = await world.say(user, "/start")
     assert "Welcome to Acme Cloud" in (hello.text or "")

@@ -1,0 +1,80 @@
+"""Operator surfaces: health, metrics, the return page, logs without secrets, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from billing.db import Database
+from bot.logs import configure_logging
+from tests.world import STRIPE_KEY, TELEGRAM_SECRET, World
+
+
+async def test_healthz_follows_the_database(world: World) -> None:
+    """/healthz answers 200 while the database answers and 503 when it does not."""
+    assert (await world.http.get(f"{world.url}/healthz")).status_code == 200
+    billing = world.service.runtime.billing
+    working = billing.db
+    billing.db = Database("postgresql://nobody@127.0.0.1:1/nothing")  # nothing listens there
+    try:
+        assert (await world.http.get(f"{world.url}/healthz")).status_code == 503
+    finally:
+        await billing.db.close()
+        billing.db = working
+
+
+async def test_metrics_and_return_page(world: World) -> None:
+    """/metrics speaks Prometheus text; /return sends the customer back to the chat."""
+    metrics = await world.http.get(f"{world.url}/metrics")
+    assert metrics.status_code == 200 and "portier_stripe_requests_total" in metrics.text
+    page = await world.http.get(f"{world.url}/return?session_id=cs_test_1")
+    assert page.status_code == 200 and "return to the chat" in page.text
+    assert f"https://t.me/{world.telegram.username}" in page.text
+    canceled = await world.http.get(f"{world.url}/return?canceled=1")
+    assert "Nothing was charged" in canceled.text
+
+
+async def test_logs_hold_no_secrets_or_hosted_links(world: World,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A whole subscribe-and-update-card walk logs no key, token, secret or hosted URL."""
+    configure_logging("json", world.settings.secrets(), level=logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    user, _ = await world.linked_user()
+    reply = await world.say(user, "/card")
+    url = await world.press(user, reply, "Open the secure page")
+    assert isinstance(url, str)
+    world.sandbox.fail_next(status=500, type_="api_error", times=5)
+    await world.say(user, "/plan")
+    logged = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records)
+    for secret in (STRIPE_KEY, TELEGRAM_SECRET, world.telegram.token, url):
+        assert secret not in logged
+    configure_logging("console", level=logging.WARNING)
+
+
+async def test_a_slow_chat_does_not_delay_another(world: World) -> None:
+    """Updates of different chats run concurrently; one chat's updates keep their order."""
+    slow, _ = await world.linked_user()
+    fast = world.user()
+    gateway = world.service.runtime.billing.gateway
+    original = gateway.subscriptions
+
+    async def slow_subscriptions(customer_id: str):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(1.5)
+        return await original(customer_id)
+
+    gateway.subscriptions = slow_subscriptions  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        await world.telegram.send(slow, "/plan")
+        await world.telegram.send(slow, "/help")
+        quick = await world.say(fast, "/help")
+        assert time.perf_counter() - started < 1.0
+        assert "/plan" in (quick.text or "")
+        first = await world.telegram.next_message(slow)
+        second = await world.telegram.next_message(slow)
+        assert "Pro" in (first.text or "") and "What I can do" in (second.text or "")
+    finally:
+        gateway.subscriptions = original  # type: ignore[method-assign]
