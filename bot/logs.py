@@ -16,7 +16,8 @@ REDACTED = "[redacted]"
 REDACTED_URL = "[redacted-url]"
 MIN_SECRET = 4  # shorter "secrets" would shred ordinary words
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-NOISY_LOGGERS = ("httpx", "httpcore")  # httpx logs request URLs, with the token, at INFO
+# httpx logs request URLs (with the bot token) at INFO; stripe logs every request at INFO.
+NOISY_LOGGERS = ("stripe", "httpx", "httpcore")
 
 # Stripe's hosted pages, and the local sandbox's stand-ins for them.
 HOSTED_URL = re.compile(
