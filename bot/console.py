@@ -1,0 +1,296 @@
+"""The console channel: a chat in the terminal, over the same handlers as Telegram.
+
+Thin like the other adapters: a typed line becomes a portal call (`/command`, a button's
+number, free text) and each neutral reply becomes a few lines of text with numbered buttons.
+A URL button that leads to one of the Stripe sandbox's hosted pages is "opened" the way a
+customer with a test card would: its form is posted, so the demo runs without a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from handlers.context import Actor
+from handlers.portal import Portal
+from handlers.replies import Button, Reply
+
+log = logging.getLogger(__name__)
+
+# Stripe's test payment methods the sandbox knows, by the short name typed after a number.
+CARDS = {
+    "visa": ("pm_card_visa", "Visa 4242, payments succeed"),
+    "mastercard": ("pm_card_mastercard", "Mastercard 4444, payments succeed"),
+    "decline": ("pm_card_visa_chargeDeclined", "Visa 0341, saved but every charge is declined"),
+    "funds": ("pm_card_chargeDeclinedInsufficientFunds", "Visa 9995, declined: insufficient funds"),
+    "fail": ("pm_card_chargeDeclined", "Visa 0002, declined and cannot be saved"),
+}
+DEFAULT_CARD = "pm_card_visa"
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+PAGE = re.compile(r"/pay/(checkout|portal|invoice)/[A-Za-z0-9_]+(/pdf)?$")
+PRESS = re.compile(r"^(\d{1,3})(?:\s+(\S+))?$")
+HELP = """\
+Type a /command, the number of a button, or a message. Helpers:
+  :time +30d   move Stripe's clock ahead (h, d, w or y) so renewals happen
+  :card        list the test cards; "2 decline" presses button 2 paying with one
+  :help        this help
+  :quit        leave (Ctrl-D too)"""
+
+Settle = Callable[[], Awaitable[None]]
+
+
+def card_label(token: str) -> str:
+    """Name a test payment method for people ("Visa 4242")."""
+    for known, label in CARDS.values():
+        if known == token:
+            return label.split(",")[0]
+    return token
+
+
+def parse_duration(text: str) -> int | None:
+    """Turn `+30d`, `12h`, `+1y` or a bare number of days into seconds."""
+    found = re.fullmatch(r"\+?(\d{1,5})\s*([smhdwy]?)", text.strip().lower())
+    if found is None:
+        return None
+    return int(found.group(1)) * UNITS[found.group(2) or "d"]
+
+
+def numbered(reply: Reply) -> list[Button]:
+    """Return the reply's buttons in the order the console numbers them."""
+    return [button for row in reply.buttons for button in row]
+
+
+def render(reply: Reply, *, bold: bool = False) -> str:
+    """Render a reply as terminal text: title, text, then numbered buttons."""
+    lines: list[str] = []
+    if reply.title:
+        lines.append(f"\033[1m{reply.title}\033[0m" if bold else reply.title)
+    lines += (reply.text or reply.toast or "").splitlines()
+    if reply.image_url:
+        lines.append(f"(image: {reply.image_url})")
+    for number, button in enumerate(numbered(reply), start=1):
+        link = " ↗ (link)" if button.url else ""
+        lines.append(f"  [{number}] {button.label}{link}")
+    if reply.expect_text:
+        lines.append("(type your answer)")
+    head, *rest = lines or [""]
+    return "\n".join([f"bot › {head}", *(f"      {line}".rstrip() for line in rest)])
+
+
+class Console:
+    """A console chat with one user: reads their lines, prints the bot's replies."""
+
+    def __init__(self, portal: Portal, *, out: TextIO = sys.stdout, language: str = "en",
+                 sandbox_url: str | None = None, settle: Settle | None = None) -> None:
+        self.portal = portal
+        self.out = out
+        self.sandbox_url = sandbox_url.rstrip("/") if sandbox_url else None
+        self.settle = settle
+        self.actor = Actor(channel="console", user_id="demo", chat_id="demo", private=True,
+                           language=language, name="Demo")
+        self.buttons: list[Button] = []
+        self.expect_text = False
+        self._prompting = False
+        self._http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        """Print a notice the worker pushes (the worker's sender for "console")."""
+        if self._prompting:
+            self.out.write("\n")
+        self.show([reply])
+        if self._prompting:
+            self._prompt()
+
+    def show(self, replies: list[Reply]) -> None:
+        """Print replies; the last one with buttons is what a typed number presses."""
+        for reply in replies:
+            self.out.write(render(reply, bold=self.out.isatty()) + "\n")
+            if reply.buttons or reply.edit:  # an edit replaces the message and its buttons
+                self.buttons = numbered(reply)
+            self.expect_text = reply.expect_text
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        """Print a line about what happened outside the chat (a page, the clock)."""
+        self.out.write(f"  · {text}\n")
+        self.out.flush()
+
+    async def run(self, lines: AsyncIterator[str], *, echo: bool = True) -> None:
+        """Handle lines until they end or the user quits; echo them for a transcript."""
+        while True:
+            if not echo:
+                self._prompt()
+            self._prompting = not echo
+            line = await anext(lines, None)
+            self._prompting = False
+            if line is None:
+                if not echo:
+                    self.out.write("\n")  # end of input (Ctrl-D) left the cursor at the prompt
+                return
+            if echo and line.strip():
+                self.out.write(f"you › {line}\n")
+            try:
+                if not await self.handle(line):
+                    return
+            except Exception:  # the console's one error handler, like PTB's add_error_handler
+                log.exception("console: handling a line failed")
+                self.note("That did not work (details in the log). Try again or :quit.")
+
+    async def handle(self, line: str) -> bool:
+        """Act on one typed line; return False when the user quits."""
+        line = line.strip()
+        press = PRESS.match(line)
+        if not line:
+            return True
+        if line.startswith(":"):
+            return await self._helper(line[1:])
+        if line.startswith("/"):
+            name, _, args = line[1:].partition(" ")
+            self.show(await self.portal.command(self.actor, name, args))
+        elif press and not self.expect_text:
+            await self.press(int(press.group(1)), press.group(2))
+        else:
+            self.show(await self.portal.text(self.actor, line))
+        return True
+
+    async def press(self, number: int, card: str | None = None) -> None:
+        """Press button `number` of the latest message with buttons."""
+        if not 1 <= number <= len(self.buttons):
+            self.note(f"There is no button {number} here." if self.buttons
+                      else "No buttons to press yet: try /start.")
+            return
+        button = self.buttons[number - 1]
+        self.note(f"pressed “{button.label}”")
+        if button.url:
+            await self.open(button.url, card)
+        elif button.action:
+            self.show(await self.portal.button(self.actor, button.action))
+
+    async def open(self, url: str, card: str | None = None) -> None:
+        """Open a URL: complete a sandbox page as a test-card customer, print any other."""
+        page = PAGE.search(url)
+        if not self.sandbox_url or not url.startswith(self.sandbox_url + "/pay/") or not page:
+            self.note(f"Open in your browser: {url}")
+            return
+        token = CARDS[card.lower()][0] if card and card.lower() in CARDS else card
+        token = token or DEFAULT_CARD
+        kind = "pdf" if page.group(2) else page.group(1)
+        self.note(f"Downloading {url}" if kind == "pdf" else
+                  f"Opening Stripe's {kind} page as a customer ({card_label(token)}): {url}")
+        try:
+            outcome = await self._complete(kind, url, token)
+        except httpx.HTTPError as error:
+            outcome = f"The page did not answer ({type(error).__name__})."
+        self.note(outcome)
+        await self._settle()
+
+    async def _complete(self, kind: str, url: str, token: str) -> str:
+        if kind == "pdf":
+            answer = await self._http.get(url)
+            return f"Downloaded the invoice PDF ({len(answer.content)} bytes)."
+        if kind == "invoice":
+            page = await self._http.get(url)
+            status = re.search(r"Status: <b>(.*?)</b>", page.text)
+            if "<form" not in page.text:  # only an open invoice has a form to pay it
+                shown = status.group(1) if status else "not found"
+                return f"{_headline(page.text)}: {shown}, nothing to pay."
+        answer = await self._http.post(url, data={"payment_method": token})
+        if answer.is_error or "class='error'" in answer.text:
+            return f"Stripe's page says: {_headline(answer.text)}"
+        return {
+            "checkout": f"Paid on Stripe Checkout with {card_label(token)}; back to the chat.",
+            "portal": f"Saved {card_label(token)} as the card on Stripe's billing portal.",
+            "invoice": f"Paid the invoice with {card_label(token)}.",
+        }[kind]
+
+    async def _helper(self, line: str) -> bool:
+        name, _, arg = line.strip().partition(" ")
+        if name in ("quit", "q", "exit"):
+            return False
+        if name == "time":
+            await self._advance(arg)
+        elif name in ("card", "cards"):
+            self.out.write("Test cards (type the name after a button's number, e.g. 2 decline):\n")
+            for short, (token, label) in CARDS.items():
+                self.out.write(f"  {short:<11} {label}  [{token}]\n")
+        else:
+            menu = self.portal.command_menu(self.portal.default_locale)
+            self.out.write(HELP + "\nChat commands:\n")
+            self.out.write("".join(f"  /{command:<11} {text}\n" for command, text in menu))
+        self.out.flush()
+        return True
+
+    async def _advance(self, arg: str) -> None:
+        seconds = parse_duration(arg)
+        if seconds is None:
+            self.note("Say how far to move the clock, e.g. :time +30d (h, d, w or y).")
+            return
+        if self.sandbox_url is None:
+            self.note("There is no Stripe sandbox to move the clock of.")
+            return
+        answer = await self._http.post(f"{self.sandbox_url}/_sandbox/advance",
+                                       data={"seconds": str(seconds)})
+        now = datetime.fromtimestamp(int(answer.json()["now"]), UTC)
+        self.note(f"Stripe's clock moved {arg.strip().lstrip('+')} ahead: "
+                  f"it is now {now:%Y-%m-%d %H:%M} UTC there.")
+        await self._settle()
+
+    async def _settle(self) -> None:
+        # Let webhooks land and their notices print before the next line is read.
+        if self.settle is not None:
+            await self.settle()
+
+    def _prompt(self) -> None:
+        self.out.write("you › ")
+        self.out.flush()
+
+    async def aclose(self) -> None:
+        """Release the HTTP client."""
+        await self._http.aclose()
+
+
+def _headline(page: str) -> str:
+    """Pull the error (or else the title) out of a sandbox page."""
+    found = (re.search(r"<p class='error'>(.*?)</p>", page)
+             or re.search(r"<h1>(.*?)</h1>", page))
+    return html.unescape(found.group(1)) if found else "The page did not complete."
+
+
+async def script_lines(path: str | Path) -> AsyncIterator[str]:
+    """Yield a script's lines, skipping blank lines and `#` comments."""
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line
+
+
+async def stdin_lines(stream: TextIO = sys.stdin) -> AsyncIterator[str]:
+    """Yield lines typed on stdin without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        # A daemon thread, not the default executor: a blocked read must not hold up exit.
+        while True:
+            line = stream.readline()
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n") if line else None)
+            except RuntimeError:  # the loop has closed
+                return
+            if not line:
+                return
+
+    threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
+
