@@ -111,6 +111,20 @@ def _int_list(table: dict[str, Any], name: str, where: str,
     return tuple(value)
 
 
+def _int(table: dict[str, Any], name: str, where: str, default: int) -> int:
+    value = table.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CatalogError(f"{where}.{name}: expected a whole number")
+    return value
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise CatalogError(f"[{name}]: expected a table")
+    return value
+
+
 def _plan(raw: Any, rank: int) -> Plan:
     where = f"plans[{rank}]"
     if not isinstance(raw, dict):
@@ -141,8 +155,8 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     keys = [p.key for p in plans]
     if len(set(keys)) != len(keys):
         raise CatalogError("[[plans]]: plan keys must be unique")
-    team, changes = data.get("team", {}), data.get("changes", {})
-    cancel, notices = data.get("cancel", {}), data.get("notices", {})
+    team, changes = _table(data, "team"), _table(data, "changes")
+    cancel, notices = _table(data, "cancel"), _table(data, "notices")
     downgrade = changes.get("downgrade", "period_end")
     if downgrade not in ("now", "period_end"):
         raise CatalogError("[changes].downgrade: expected 'now' or 'period_end'")
@@ -154,13 +168,13 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
             accent_color=_str(business, "accent_color", "[business]", required=False)),
         plans=plans,
         team_prices=_str_list(team, "prices", "[team]"),
-        min_seats=int(team.get("min_seats", 1)),
-        max_seats=int(team.get("max_seats", 500)),
+        min_seats=_int(team, "min_seats", "[team]", 1),
+        max_seats=_int(team, "max_seats", "[team]", 500),
         downgrade=downgrade,
         save_coupon=_str(cancel, "save_coupon", "[cancel]", required=False),
         pause_days=_int_list(cancel, "pause_days", "[cancel]", ()),
         renewal_days=_int_list(notices, "renewal_days", "[notices]", (7, 1)),
-        card_expiry_days=int(notices.get("card_expiry_days", 30)),
+        card_expiry_days=_int(notices, "card_expiry_days", "[notices]", 30),
         quiet_hours=_str(notices, "quiet_hours", "[notices]", required=False),
     )
 

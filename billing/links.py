@@ -58,7 +58,7 @@ async def mint_token(session: AsyncSession, *, gateway: StripeGateway, secret: s
 async def redeem_token(session: AsyncSession, *, secret: str, token: str, channel: str,
                        user_id: str, chat_id: str) -> Link:
     """Use a link token to link the chat user to its customer, once."""
-    if not TOKEN_PATTERN.match(token):
+    if not TOKEN_PATTERN.fullmatch(token):  # `$` alone would let a trailing newline in
         raise TokenInvalid("malformed")
     token_hash = hash_token(token, secret)
     row = await session.scalar(select(LinkToken).where(LinkToken.token_hash == token_hash))

@@ -1,0 +1,106 @@
+"""The database: async URLs, aware UTC timestamps, transactions, health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import StatementError
+
+from billing.db import Database, async_url
+from billing.models import LinkToken, Notice, UTCDateTime
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:///portier.db", "sqlite+aiosqlite:///portier.db"),
+    ("sqlite:////var/lib/portier/portier.db", "sqlite+aiosqlite:////var/lib/portier/portier.db"),
+    ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ("postgresql://portier:s3cr%40t@db:5432/portier",
+     "postgresql+asyncpg://portier:s3cr%40t@db:5432/portier"),
+    ("postgresql+psycopg://u@localhost/p", "postgresql+asyncpg://u@localhost/p"),
+])
+def test_async_url_picks_the_async_driver(url: str, expected: str) -> None:
+    """It maps sqlite and postgresql URLs to aiosqlite and asyncpg, keeping the password."""
+    assert async_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "oracle://u@h/db", "mssql+pyodbc://h/db"])
+def test_async_url_refuses_other_databases(url: str) -> None:
+    """It refuses a database Portier does not support, naming it."""
+    with pytest.raises(ValueError, match="unsupported database"):
+        async_url(url)
+
+
+def test_utc_datetime_refuses_naive_values() -> None:
+    """It refuses to store a naive datetime."""
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), sqlite.dialect())
+
+
+def test_utc_datetime_stores_and_reads_utc() -> None:
+    """It converts aware values to UTC and reads naive ones back as aware UTC."""
+    column, dialect = UTCDateTime(), sqlite.dialect()
+    berlin = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=1)))
+    stored = column.process_bind_param(berlin, dialect)
+    assert stored == berlin and stored is not None and stored.tzinfo == UTC
+    assert stored.hour == 11
+    read = column.process_result_value(datetime(2026, 1, 1, 11), dialect)
+    assert read == datetime(2026, 1, 1, 11, tzinfo=UTC)
+    assert column.process_bind_param(None, dialect) is None
+    assert column.process_result_value(None, dialect) is None
+
+
+async def test_timestamps_round_trip_as_aware_utc(db: Database) -> None:
+    """It reads back the same instant, in UTC, from the real database."""
+    expires = datetime(2026, 7, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))
+    async with db.session() as session:
+        session.add(LinkToken(token_hash="h" * 64, customer_id="cus_1", expires_at=expires))
+    async with db.session() as session:
+        row = await session.scalar(select(LinkToken))
+    assert row is not None
+    assert row.expires_at == expires and row.expires_at.tzinfo == UTC
+    assert row.created_at.tzinfo == UTC
+
+
+async def test_a_naive_timestamp_is_not_stored(db: Database) -> None:
+    """It refuses a naive datetime at flush time and stores nothing."""
+    with pytest.raises(StatementError):
+        async with db.session() as session:
+            session.add(LinkToken(token_hash="h" * 64, customer_id="cus_1",
+                                  expires_at=datetime(2026, 7, 1)))
+    async with db.session() as session:
+        assert await session.scalar(select(LinkToken)) is None
+
+
+async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
+    """It rolls back everything a session wrote, savepoints included, when it fails."""
+    with pytest.raises(RuntimeError):
+        async with db.session() as session:
+            async with session.begin_nested():
+                session.add(Notice(dedupe_key="k", channel="telegram", user_id="7",
+                                   chat_id="7", kind="welcome", params={}))
+            raise RuntimeError("later step failed")
+    async with db.session() as session:
+        assert await session.scalar(select(Notice)) is None
+
+
+async def test_ping(db: Database, tmp_path: Path) -> None:
+    """It answers True for a working database and False for a broken one."""
+    assert await db.ping() is True
+    broken = Database(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    try:
+        assert await broken.ping() is False
+    finally:
+        await broken.close()
+
+
+async def test_ping_unreachable_postgres() -> None:
+    """It answers False when PostgreSQL does not answer."""
+    broken = Database("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        assert await broken.ping() is False
+    finally:
+        await broken.close()
