@@ -112,6 +112,7 @@ def build_app(sb: Sandbox) -> Starlette:
                 status, answer = err.status, err.body()
             finally:
                 store.request_context = {"id": None, "idempotency_key": None}
+                sb.sender.flush()
             if status == 200 and sb.responses is not None:
                 sb.responses.append(answer)
             # Stripe saves the result once the endpoint ran: successes and card errors replay.

@@ -8,11 +8,24 @@ from typing import Any
 from sandbox.errors import invalid
 from sandbox.forms import as_bool, as_int, as_list
 from sandbox.resources.customers import charge
-from sandbox.resources.invoices import attempt, build_invoice, issue, line, payment_method_for
+from sandbox.resources.invoices import (
+    attempt,
+    build_invoice,
+    issue,
+    line,
+    payment_method_for,
+    set_status,
+)
 from sandbox.resources.subscriptions import describe, make_item, next_period_end, plan_of
 from sandbox.store import Obj, Store, snapshot
 
 PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
+PAYMENT_BEHAVIORS = (
+    "allow_incomplete",
+    "default_incomplete",
+    "error_if_incomplete",
+    "pending_if_incomplete",
+)
 
 
 @dataclass
@@ -142,37 +155,28 @@ def _options(params: dict[str, Any], store: Store, prefix: str = "") -> tuple[st
     return behavior, when
 
 
-def apply_change(store: Store, sub: Obj, params: dict[str, Any]) -> None:
-    """Apply an items update to `sub`, invoicing or queueing prorations as asked."""
-    behavior, when = _options(params, store)
-    change = plan_change(store, sub, params.get("items"), when)
+def change_lines(store: Store, sub: Obj, change: Change, behavior: str) -> tuple[list[Obj], bool]:
+    """Return the lines a change bills and whether Stripe invoices them at once.
+
+    An interval switch or `always_invoice` invoices now, pulling in pending prorations;
+    otherwise the prorations wait for the next renewal. `none` drops the prorations.
+    """
     invoice_now = change.reset or behavior == "always_invoice"
-    lines = [] if behavior == "none" and not change.reset else change.lines
-    if behavior == "none" and change.reset:
-        lines = [
-            entry
-            for entry in lines
-            if not entry["parent"]["subscription_item_details"]["proration"]
-        ]
-    due = sum(entry["amount"] for entry in lines)
-    strict = str(params.get("payment_behavior") or "allow_incomplete")
-    if invoice_now and due > 0 and strict in ("error_if_incomplete", "pending_if_incomplete"):
-        # Stripe refuses the whole update when the proration cannot be paid.
-        charge(
-            store,
-            payment_method_for(
-                store,
-                {
-                    "customer": sub["customer"],
-                    "parent": {"subscription_details": {"subscription": sub["id"]}},
-                },
-            ),
-        )
+    lines = change.lines
+    if behavior == "none":
+        lines = [e for e in lines if not e["parent"]["subscription_item_details"]["proration"]]
+    if invoice_now:
+        lines = [*(snapshot(e) for e in store.pending_items.get(sub["id"], [])), *lines]
+    return lines, invoice_now
+
+
+def set_items(store: Store, sub: Obj, change: Change, lines: list[Obj] | None = None) -> None:
+    """Put the changed items on the subscription (restarting the period on an interval switch)."""
     first = sub["items"]["data"][0]
     period = (first["current_period_start"], first["current_period_end"])
     if change.reset:
-        period = (when, next_period_end(change.items[0][1], when, when))
-        sub["billing_cycle_anchor"] = when
+        period = (change.when, next_period_end(change.items[0][1], change.when, change.when))
+        sub["billing_cycle_anchor"] = change.when
     items = []
     for item, price, qty in change.items:
         if item is None:
@@ -183,23 +187,42 @@ def apply_change(store: Store, sub: Obj, params: dict[str, Any]) -> None:
         items.append(item)
     sub["items"]["data"] = items
     sub["items"]["total_count"] = len(items)
-    if not lines:
-        return
-    for entry in lines:
+    for entry in lines or []:
         details = entry["parent"]["subscription_item_details"]
         if details["subscription_item"] is None:
             details["subscription_item"] = items[-1]["id"]
-    if invoice_now:
-        customer = store.objects[sub["customer"]]
-        pending = store.pending_items.pop(sub["id"], []) if behavior == "always_invoice" else []
-        invoice = build_invoice(
-            store,
-            customer,
-            sub,
-            [*pending, *lines],
-            billing_reason="subscription_update",
-            period=(when, when),
-        )
-        attempt(store, issue(store, invoice, sub), automatic=True)
-    else:
-        store.pending_items.setdefault(sub["id"], []).extend(lines)
+
+
+def apply_change(store: Store, sub: Obj, params: dict[str, Any]) -> None:
+    """Apply an items update to `sub`, invoicing or queueing prorations as asked."""
+    behavior, when = _options(params, store)
+    change = plan_change(store, sub, params.get("items"), when)
+    lines, invoice_now = change_lines(store, sub, change, behavior)
+    mode = str(params.get("payment_behavior") or "allow_incomplete")
+    if mode not in PAYMENT_BEHAVIORS:
+        raise invalid(f"Invalid payment_behavior: {mode}", param="payment_behavior")
+    if not invoice_now:
+        set_items(store, sub, change, lines)
+        if lines:
+            store.pending_items.setdefault(sub["id"], []).extend(lines)
+        return
+    customer = store.objects[sub["customer"]]
+    invoice = build_invoice(
+        store, customer, sub, lines, billing_reason="subscription_update", period=(when, when)
+    )
+    if mode == "pending_if_incomplete" and invoice["amount_due"] > 0:
+        from sandbox.pending import start_pending
+
+        store.pending_items.pop(sub["id"], None)
+        start_pending(store, sub, change, invoice)
+        return
+    if mode == "error_if_incomplete" and invoice["amount_due"] > 0:
+        # Stripe refuses the whole update when the invoice cannot be paid.
+        charge(store, payment_method_for(store, invoice))
+    store.pending_items.pop(sub["id"], None)
+    set_items(store, sub, change, lines)
+    issue(store, invoice, sub)
+    if mode == "default_incomplete" and invoice["amount_due"] > 0:
+        set_status(store, sub, "past_due")
+        return
+    attempt(store, invoice, automatic=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +35,14 @@ class Sandbox:
         webhook_secret: str = "whsec_test",
         webhook_url: str | None = None,
         public_url: str | None = None,
+        after_final_retry: str = "canceled",
     ) -> None:
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.store = Store()
         self.sender = WebhookSender()
         self.store.on_event = self._deliver
+        self.after_final_retry = after_final_retry
         self.public_url_fixed = public_url is not None
         self.store.public_url = (public_url or "http://127.0.0.1").rstrip("/")
         self._injected: deque[_Injected] = deque()
@@ -68,9 +72,69 @@ class Sandbox:
         self.store.public_url = value.rstrip("/")
 
     @property
+    def after_final_retry(self) -> str:
+        """Return what a subscription becomes after its last failed retry."""
+        return self.store.after_final_retry
+
+    @after_final_retry.setter
+    def after_final_retry(self, value: str) -> None:
+        # Stripe's "subscription status after all retries fail": cancel, mark unpaid, or leave.
+        if value not in ("canceled", "unpaid", "past_due"):
+            raise ValueError("after_final_retry must be canceled, unpaid or past_due")
+        self.store.after_final_retry = value
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Hold the lock; afterwards send the events made meanwhile as one batch."""
+        try:
+            with self.store.lock:
+                yield
+        finally:
+            self.sender.flush()
+
+    def webhook_mode(
+        self, duplicate: int = 0, shuffle: bool = False, seed: int | None = None
+    ) -> None:
+        """Deliver each future event `duplicate` extra times, shuffling each batch if asked.
+
+        A batch is the events of one API request or one control call (e.g. advance_time).
+        `webhook_mode()` restores plain in-order delivery.
+        """
+        if duplicate < 0:
+            raise ValueError("duplicate must be >= 0")
+        self.sender.flush()
+        self.sender.duplicate, self.sender.shuffle = duplicate, shuffle
+        self.sender.rng = random.Random(seed)  # noqa: S311 - test ordering, not secrets
+
+    def redeliver(
+        self,
+        event_ids: Iterable[str] | None = None,
+        times: int = 1,
+        shuffle: bool = False,
+        seed: int | None = None,
+    ) -> list[str]:
+        """Send stored events again (all, oldest first, by default), freshly signed.
+
+        Each event goes `times` more times; `shuffle` mixes the order (reproducibly with
+        `seed`). Returns the event ids in the order they are sent.
+        """
+        with self.store.lock:
+            if event_ids is None:
+                chosen = list(reversed(self.store.all("event")))
+            else:
+                chosen = [self.store.get(i, "event", "event") for i in event_ids]
+            order = [event for event in chosen for _ in range(times)]
+            if shuffle:
+                random.Random(seed).shuffle(order)  # noqa: S311 - test ordering
+            for event in order:
+                for url, secret in events.endpoints_for(self.store, event["type"]):
+                    self.sender.enqueue(render(self.store, event), url, secret, direct=True)
+            return [event["id"] for event in order]
+
+    @property
     def requests(self) -> list[tuple[str, str]]:
         """Return the (method, path) of every Stripe API request served so far."""
-        with self.store.lock:
+        with self._batch():
             return list(self.store.requests)
 
     def now(self) -> int:
@@ -79,13 +143,13 @@ class Sandbox:
 
     def advance_time(self, seconds: int) -> int:
         """Move the clock forward, running renewals and retries on the way; return the new time."""
-        with self.store.lock:
+        with self._batch():
             advance_to(self.store, self.store.now() + int(seconds))
             return self.store.now()
 
     def set_webhook(self, url: str, secret: str | None = None) -> str:
         """Send every event, signed with `secret`, to `url` (replaces the previous one)."""
-        with self.store.lock:
+        with self._batch():
             if self._webhook_id is not None:
                 events.delete_endpoint(self.store, {}, self._webhook_id)
             self.webhook_secret = secret or self.webhook_secret
@@ -109,7 +173,7 @@ class Sandbox:
         interval_count: int = 1,
     ) -> Obj:
         """Create a price (and its product, found or made by name); return the price."""
-        with self.store.lock:
+        with self._batch():
             found = self.store.all("product", lambda p: p["name"] == product)
             product_id = (
                 found[0]["id"]
@@ -151,7 +215,7 @@ class Sandbox:
         self, email: str | None = None, name: str | None = None, payment_method: str | None = None
     ) -> Obj:
         """Create a customer, optionally with a default card; return it."""
-        with self.store.lock:
+        with self._batch():
             customer = customers.new_customer(self.store, {"email": email, "name": name})
             if payment_method:
                 customers.set_default_payment_method(self.store, customer, payment_method)
@@ -165,7 +229,7 @@ class Sandbox:
         quantity: int = 1,
     ) -> Obj:
         """Subscribe a customer to a price by lookup key, paying the first invoice now."""
-        with self.store.lock:
+        with self._batch():
             run_due(self.store)
             customer = self.store.get(customer_id, "customer", param="customer")
             if payment_method:
@@ -182,31 +246,31 @@ class Sandbox:
 
     def complete_checkout(self, session_id: str, payment_method: str = "pm_card_visa") -> Obj:
         """Complete a Checkout Session as the hosted page does; raise StripeError on decline."""
-        with self.store.lock:
+        with self._batch():
             run_due(self.store)
             return render(self.store, checkout.complete(self.store, session_id, payment_method))
 
     def complete_portal(self, session_id: str, payment_method: str = "pm_card_visa") -> Obj:
         """Save a new default card through a portal session, as the hosted page does."""
-        with self.store.lock:
+        with self._batch():
             run_due(self.store)
             return render(self.store, portal.complete(self.store, session_id, payment_method))
 
     def pay_invoice(self, invoice_id: str, payment_method: str | None = None) -> Obj:
         """Pay an open invoice as its hosted page does; raise StripeError on decline."""
-        with self.store.lock:
+        with self._batch():
             run_due(self.store)
             invoice = self.store.get(invoice_id, "invoice")
             return render(self.store, invoices.pay(self.store, invoice, payment_method))
 
     def get(self, object_id: str) -> Obj:
         """Return a copy of any stored object by id."""
-        with self.store.lock:
+        with self._batch():
             return render(self.store, self.store.objects[object_id])
 
     def events(self, type_: str | None = None) -> list[Obj]:
         """Return recorded events, oldest first, optionally of one type."""
-        with self.store.lock:
+        with self._batch():
             found = self.store.all("event", lambda e: type_ is None or e["type"] == type_)
             return [render(self.store, e) for e in reversed(found)]
 
@@ -220,7 +284,7 @@ class Sandbox:
         times: int = 1,
     ) -> None:
         """Answer the next matching API request(s) with this error instead of serving them."""
-        with self.store.lock:
+        with self._batch():
             for _ in range(times):
                 self._injected.append(
                     _Injected(StripeError(status, type_, message, code=code), path_prefix)

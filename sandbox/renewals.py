@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from sandbox.clock import DAY
+from sandbox.pending import expire_due, expiry_times
+from sandbox.phases import phase_times, run_phases
 from sandbox.resources.events import emit
 from sandbox.resources.invoices import attempt, build_invoice, issue, set_status
 from sandbox.resources.previews import create_preview
@@ -20,7 +22,7 @@ def _period_end(sub: Obj) -> int:
 
 
 def _due_times(store: Store) -> list[int]:
-    times: list[int] = []
+    times: list[int] = phase_times(store) + expiry_times(store)
     for sub in store.all("subscription", lambda s: s["status"] in BILLABLE):
         end = _period_end(sub)
         times.append(end)
@@ -28,6 +30,13 @@ def _due_times(store: Store) -> list[int]:
             times.append(int(sub["cancel_at"]))
         if not sub["cancel_at_period_end"] and f"upcoming:{sub['id']}:{end}" not in store.marks:
             times.append(end - UPCOMING_NOTICE)
+        trial = sub["trial_end"]
+        if (
+            sub["status"] == "trialing"
+            and trial
+            and f"trial:{sub['id']}:{trial}" not in store.marks
+        ):
+            times.append(int(sub["trial_end"]) - UPCOMING_NOTICE)
         pause = sub.get("pause_collection") or {}
         if pause.get("resumes_at"):
             times.append(int(pause["resumes_at"]))
@@ -51,7 +60,10 @@ def advance_to(store: Store, target: int) -> None:
 def run_due(store: Store) -> None:
     """Do every renewal, retry and notice whose time has come."""
     now = store.now()
+    expire_due(store, now)
+    run_phases(store, now)
     for sub in store.all("subscription", lambda s: s["status"] in BILLABLE):
+        _trial_notice(store, sub, now)
         _notices(store, sub, now)
         pause = sub.get("pause_collection") or {}
         if pause.get("resumes_at") and pause["resumes_at"] <= now:
@@ -68,6 +80,17 @@ def run_due(store: Store) -> None:
             attempt(store, invoice, automatic=True)
 
 
+def _trial_notice(store: Store, sub: Obj, now: int) -> None:
+    """Send customer.subscription.trial_will_end three days before the trial ends."""
+    end = sub["trial_end"]
+    mark = f"trial:{sub['id']}:{end}"
+    if sub["status"] != "trialing" or not end or mark in store.marks:
+        return
+    if end - UPCOMING_NOTICE <= now < end:
+        store.marks.add(mark)
+        emit(store, "customer.subscription.trial_will_end", sub)
+
+
 def _notices(store: Store, sub: Obj, now: int) -> None:
     end = _period_end(sub)
     mark = f"upcoming:{sub['id']}:{end}"
@@ -79,8 +102,6 @@ def _notices(store: Store, sub: Obj, now: int) -> None:
     ):
         return
     store.marks.add(mark)
-    if sub["status"] == "trialing":
-        emit(store, "customer.subscription.trial_will_end", sub)
     preview = create_preview(store, {"subscription": sub["id"]})
     preview.pop("id", None)
     emit(store, "invoice.upcoming", preview)
@@ -106,12 +127,28 @@ def _renew(store: Store, sub: Obj) -> None:
         billing_reason="subscription_cycle",
         period=(before["items"]["data"][0]["current_period_start"], start),
     )
-    issue(store, invoice, sub)
-    if sub.get("pause_collection"):
-        invoice["status"] = "void"
-        invoice["status_transitions"]["voided_at"] = store.now()
-        emit(store, "invoice.voided", invoice)
+    pause = (sub.get("pause_collection") or {}).get("behavior")
+    issue(store, invoice, sub, auto_finalize=pause != "keep_as_draft")
+    if pause:
+        _paused(store, invoice, pause)
         return
+    if sub["status"] == "unpaid":
+        return  # Stripe keeps creating invoices for unpaid subscriptions but does not charge them
     err = attempt(store, invoice, automatic=True)
     if err is not None and sub["status"] == "active":
         set_status(store, sub, "past_due")
+
+
+def _paused(store: Store, invoice: Obj, behavior: str) -> None:
+    """Handle a renewal invoice while collection is paused, per pause_collection[behavior]."""
+    now = store.now()
+    if behavior == "keep_as_draft":
+        invoice["auto_advance"] = False
+    elif behavior == "void":
+        invoice["status"] = "void"
+        invoice["status_transitions"]["voided_at"] = now
+        emit(store, "invoice.voided", invoice)
+    else:
+        invoice["status"] = "uncollectible"
+        invoice["status_transitions"]["marked_uncollectible_at"] = now
+        emit(store, "invoice.marked_uncollectible", invoice)

@@ -9,11 +9,14 @@ from typing import Any
 from sandbox.resources import (
     catalog,
     checkout,
+    coupons,
     customers,
     events,
     invoices,
     portal,
     previews,
+    schedules,
+    subscription_updates,
     subscriptions,
 )
 from sandbox.store import Obj, RouteSpec, Store
@@ -25,6 +28,9 @@ _TABLES: tuple[list[RouteSpec], ...] = (
     catalog.ROUTES,
     customers.ROUTES,
     subscriptions.ROUTES,
+    subscription_updates.ROUTES,
+    coupons.ROUTES,
+    schedules.ROUTES,
     invoices.ROUTES,
     checkout.ROUTES,
     portal.ROUTES,

@@ -51,6 +51,10 @@ class Store:
     )
     # Proration items waiting for a subscription's next invoice, by subscription id.
     pending_items: dict[str, list[Obj]] = field(default_factory=dict)
+    # Updates waiting for their invoice to be paid (pending_if_incomplete), by invoice id.
+    pending_updates: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # A subscription's status once smart retries are exhausted: canceled, unpaid or past_due.
+    after_final_retry: str = "canceled"
     # What each Checkout Session sells, kept out of the session object itself.
     checkout_plans: dict[str, dict[str, Any]] = field(default_factory=dict)
     # One-off markers, e.g. "upcoming:sub_…:1700000000" once invoice.upcoming was sent.

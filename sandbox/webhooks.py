@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,17 +47,40 @@ class WebhookSender:
     _pending: int = 0
     _idle: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
+    # Test mode: each event also sent `duplicate` extra times, a batch shuffled before sending.
+    duplicate: int = 0
+    shuffle: bool = False
+    rng: random.Random = field(default_factory=random.Random)
+    _batch: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    _batch_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def enqueue(self, event: dict[str, Any], url: str, secret: str) -> None:
-        """Queue one event for one endpoint; the body is frozen now."""
-        payload = json.dumps(event, indent=2)
+    def enqueue(self, event: dict[str, Any], url: str, secret: str, direct: bool = False) -> None:
+        """Queue one event for one endpoint; the body is frozen now (signed when sent)."""
+        entry = (event["id"], event["type"], url, secret, json.dumps(event, indent=2))
+        if direct or not (self.duplicate or self.shuffle):
+            self._put(entry)
+            return
+        with self._batch_lock:
+            self._batch.extend([entry] * (1 + self.duplicate))
+
+    def flush(self) -> None:
+        """Send the held batch (events of one request or clock step), shuffled if asked."""
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        if self.shuffle:
+            self.rng.shuffle(batch)
+        for entry in batch:
+            self._put(entry)
+
+    def _put(self, entry: tuple[str, str, str, str, str]) -> None:
         with self._idle:
             self._pending += 1
         self._ensure_thread()
-        self._queue.put((event["id"], event["type"], url, secret, payload))
+        self._queue.put(entry)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until every queued delivery is done; return False on timeout."""
+        self.flush()
         deadline = time.monotonic() + timeout
         with self._idle:
             while self._pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.clock import DAY
+from sandbox.discounts import apply_discounts, use_once_discounts
 from sandbox.errors import StripeError, invalid
 from sandbox.expand import render, render_list
 from sandbox.resources.customers import charge
@@ -74,14 +75,15 @@ def build_invoice(
     billing_reason: str,
     period: tuple[int, int],
     invoice_id: str | None = None,
+    discount_at: int | None = None,
 ) -> Obj:
-    """Build a draft invoice (not stored) with totals from its lines."""
+    """Build a draft invoice (not stored) with totals and discounts from its lines."""
     invoice_id = invoice_id or new_id("in_")
     total = sum(entry["amount"] for entry in lines)
     for entry in lines:
         entry["invoice"] = invoice_id
     currency = lines[0]["currency"] if lines else (sub or {}).get("currency") or "eur"
-    return {
+    invoice: Obj = {
         "id": invoice_id,
         "object": "invoice",
         "account_country": "DE",
@@ -191,14 +193,22 @@ def build_invoice(
         "total_taxes": [],
         "webhooks_delivered_at": None,
     }
+    apply_discounts(store, invoice, sub, store.now() if discount_at is None else discount_at)
+    return invoice
 
 
-def issue(store: Store, invoice: Obj, sub: Obj | None) -> Obj:
+def issue(store: Store, invoice: Obj, sub: Obj | None, auto_finalize: bool = True) -> Obj:
     """Store a draft (invoice.created), finalize it (invoice.finalized); return it."""
     store.put(invoice)
     if sub is not None:
         sub["latest_invoice"] = invoice["id"]
+        use_once_discounts(store, invoice, sub)
     emit(store, "invoice.created", invoice)
+    return finalize(store, invoice) if auto_finalize else invoice
+
+
+def finalize(store: Store, invoice: Obj) -> Obj:
+    """Finalize a draft: number it, open it, give it hosted links (invoice.finalized)."""
     customer = store.objects[invoice["customer"]]
     now = store.now()
     invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
@@ -250,6 +260,9 @@ def mark_paid(store: Store, invoice: Obj) -> None:
     invoice["receipt_number"] = invoice["number"] and f"{invoice['number']}-R"
     emit(store, "invoice.paid", invoice)
     emit(store, "invoice.payment_succeeded", invoice)
+    from sandbox.pending import on_paid
+
+    on_paid(store, invoice)
     sub = subscription_of(store, invoice)
     if sub is not None and sub["status"] in ("past_due", "incomplete", "unpaid"):
         set_status(store, sub, "active")
@@ -281,15 +294,21 @@ def _record_failure(store: Store, invoice: Obj, err: StripeError, automatic: boo
     if err.decline_code == "authentication_required":
         emit(store, "invoice.payment_action_required", invoice)
     emit(store, "invoice.payment_failed", invoice)
+    from sandbox.pending import is_pending_invoice
+
     sub = subscription_of(store, invoice)
-    if sub is None:
+    if sub is None or is_pending_invoice(store, invoice):
         return
     if sub["status"] == "active":
         set_status(store, sub, "past_due")
     if automatic and invoice["next_payment_attempt"] is None and sub["status"] == "past_due":
-        from sandbox.resources.subscriptions import end_subscription
+        # What Stripe's "subscription status after all retries fail" setting chooses.
+        if store.after_final_retry == "unpaid":
+            set_status(store, sub, "unpaid")
+        elif store.after_final_retry == "canceled":
+            from sandbox.resources.subscriptions import end_subscription
 
-        end_subscription(store, sub, reason="payment_failed")
+            end_subscription(store, sub, reason="payment_failed")
 
 
 def list_invoices(store: Store, params: dict[str, Any]) -> Obj:

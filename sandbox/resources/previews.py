@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.changes import _options, plan_change
+from sandbox.changes import _options, change_lines, plan_change
 from sandbox.errors import invalid
 from sandbox.expand import render
 from sandbox.resources.invoices import build_invoice, line
@@ -16,9 +16,15 @@ def next_cycle(
     store: Store, sub: Obj, items: list[tuple[Obj, int]] | None = None
 ) -> tuple[list[Obj], tuple[int, int]]:
     """Return the lines and period of `sub`'s next renewal invoice (prorations included)."""
+    from sandbox.phases import upcoming_phase_pairs
+
     first = sub["items"]["data"][0]
     start = first["current_period_end"]
-    pairs = items or [(i["price"], i["quantity"]) for i in sub["items"]["data"]]
+    pairs = (
+        items
+        or upcoming_phase_pairs(store, sub)
+        or [(i["price"], i["quantity"]) for i in sub["items"]["data"]]
+    )
     end = next_period_end(pairs[0][0], start, sub["billing_cycle_anchor"])
     lines = [snapshot(entry) for entry in store.pending_items.get(sub["id"], [])]
     for index, (price, qty) in enumerate(pairs):
@@ -94,15 +100,8 @@ def _for_subscription(
     behavior, when = _options(details, store, "subscription_details[")
     if details.get("items"):
         change = plan_change(store, sub, details["items"], when)
-        prorations = [] if behavior == "none" else change.lines
-        if change.reset or behavior == "always_invoice":
-            lines = [snapshot(e) for e in store.pending_items.get(sub["id"], [])] + prorations
-            if change.reset and behavior == "none":
-                lines = [
-                    e
-                    for e in change.lines
-                    if not e["parent"]["subscription_item_details"]["proration"]
-                ]
+        lines, invoice_now = change_lines(store, sub, change, behavior)
+        if invoice_now:
             invoice = build_invoice(
                 store,
                 customer,
@@ -115,8 +114,8 @@ def _for_subscription(
             invoice["next_payment_attempt"] = when
             return invoice
         pairs = [(price, qty) for _, price, qty in change.items]
-        lines, period = next_cycle(store, sub, pairs)
-        lines = prorations + lines
+        cycle, period = next_cycle(store, sub, pairs)
+        lines = lines + cycle
     else:
         at_end = details.get("cancel_at_period_end")
         if (
@@ -134,6 +133,7 @@ def _for_subscription(
         billing_reason="subscription_cycle",
         period=period,
         invoice_id=preview_id,
+        discount_at=period[1],
     )
     invoice["created"] = invoice["next_payment_attempt"] = period[1]
     return invoice

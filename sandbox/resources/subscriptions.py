@@ -117,6 +117,7 @@ def new_subscription(
     trial_days: int | None = None,
     payment_behavior: str = "allow_incomplete",
     description: str | None = None,
+    discounts: Any = None,
 ) -> Obj:
     """Create a subscription and bill its first invoice (events in Stripe's order)."""
     now = store.now()
@@ -189,6 +190,10 @@ def new_subscription(
     }
     set_metadata(sub, metadata)
     store.put(sub)
+    if discounts:
+        from sandbox.resources.coupons import set_discounts
+
+        set_discounts(store, sub, discounts)
     emit(store, "customer.subscription.created", sub)
     lines = cycle_lines(store, sub)
     if trial_days:
@@ -243,59 +248,12 @@ def create_subscription(store: Store, params: dict[str, Any]) -> Obj:
         trial_days=as_int(params.get("trial_period_days"), "trial_period_days"),
         payment_behavior=str(params.get("payment_behavior") or "allow_incomplete"),
         description=params.get("description") or None,
+        discounts=params.get("discounts"),
     )
+    from sandbox.resources.subscription_updates import set_cancel
+
     if as_bool(params.get("cancel_at_period_end")):
-        _set_cancel(store, sub, params)
-    return render(store, sub, params)
-
-
-def _set_cancel(store: Store, sub: Obj, params: dict[str, Any]) -> None:
-    at_end = as_bool(params.get("cancel_at_period_end"))
-    if at_end is not None:
-        sub["cancel_at_period_end"] = at_end
-        sub["cancel_at"] = sub["items"]["data"][0]["current_period_end"] if at_end else None
-        sub["canceled_at"] = store.now() if at_end else None
-    if "cancel_at" in params and at_end is None:
-        sub["cancel_at"] = as_int(params["cancel_at"], "cancel_at")
-        sub["canceled_at"] = store.now() if sub["cancel_at"] else None
-    details = params.get("cancellation_details")
-    if isinstance(details, dict):
-        for key in ("comment", "feedback"):
-            if key in details:
-                sub["cancellation_details"][key] = details[key] or None
-
-
-def update_subscription(store: Store, params: dict[str, Any], id: str) -> Obj:
-    """POST /v1/subscriptions/{id}: items, prorations, cancel_at_period_end, pause_collection, …"""
-    from sandbox.changes import apply_change
-
-    sub = store.get(id, "subscription")
-    if sub["status"] in ("canceled", "incomplete_expired"):
-        raise invalid(
-            "A canceled subscription can only update its cancellation_details and metadata."
-        )
-    before = snapshot(sub)
-    if params.get("items"):
-        apply_change(store, sub, params)
-    _set_cancel(store, sub, params)
-    if "pause_collection" in params:
-        pause = params["pause_collection"]
-        sub["pause_collection"] = (
-            {
-                "behavior": pause.get("behavior") or "void",
-                "resumes_at": as_int(pause.get("resumes_at"), "pause_collection[resumes_at]"),
-            }
-            if isinstance(pause, dict)
-            else None
-        )
-    if "default_payment_method" in params:
-        pm = params["default_payment_method"]
-        sub["default_payment_method"] = attach(store, pm, sub["customer"])["id"] if pm else None
-    if "description" in params:
-        sub["description"] = params["description"] or None
-    set_metadata(sub, params.get("metadata"))
-    if sub != before:
-        emit(store, "customer.subscription.updated", sub, before)
+        set_cancel(store, sub, params)
     return render(store, sub, params)
 
 
@@ -304,10 +262,9 @@ def cancel_subscription(store: Store, params: dict[str, Any], id: str) -> Obj:
     sub = store.get(id, "subscription")
     if sub["status"] == "canceled":
         raise invalid("This subscription has already been canceled.", code="resource_missing")
-    details = params.get("cancellation_details")
-    if isinstance(details, dict):
-        for key in ("comment", "feedback"):
-            sub["cancellation_details"][key] = details.get(key) or None
+    from sandbox.resources.subscription_updates import set_details
+
+    set_details(sub, params)
     end_subscription(store, sub)
     if as_bool(params.get("invoice_now")):
         customer = store.objects[sub["customer"]]
@@ -356,6 +313,5 @@ ROUTES: list[RouteSpec] = [
     ("POST", "/v1/subscriptions", create_subscription),
     ("GET", "/v1/subscriptions", list_subscriptions),
     ("GET", "/v1/subscriptions/{id}", retrieve_subscription),
-    ("POST", "/v1/subscriptions/{id}", update_subscription),
     ("DELETE", "/v1/subscriptions/{id}", cancel_subscription),
 ]

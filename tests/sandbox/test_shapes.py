@@ -29,6 +29,11 @@ async def test_every_resource_matches_stripes_example(
     await client.v1.webhook_endpoints.create_async(
         {"url": "http://127.0.0.1:9/x", "enabled_events": ["*"]}
     )
+    coupon = await client.v1.coupons.create_async({"percent_off": 10, "duration": "forever"})
+    await client.v1.subscriptions.update_async(
+        sub.id, {"discounts": [{"coupon": coupon.id}], "expand": ["discounts"]}
+    )
+    await client.v1.subscription_schedules.create_async({"from_subscription": sub.id})
     await client.v1.events.list_async({"limit": 100})
     assert sandbox.responses is not None
     served = set().union(*(kinds(body) for body in sandbox.responses))
