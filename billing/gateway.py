@@ -106,9 +106,11 @@ class StripeGateway:
 
     async def subscriptions(self, customer_id: str) -> list[stripe.Subscription]:
         """Return the customer's subscriptions, newest first, with their cards expanded."""
+        # The customer's default card comes along, saving a second request for it.
         page = await self.call(self.v1.subscriptions.list_async, {
             "customer": customer_id, "status": "all", "limit": 10,
-            "expand": ["data.default_payment_method"]})
+            "expand": ["data.default_payment_method",
+                       "data.customer.invoice_settings.default_payment_method"]})
         return list(page.data)
 
     async def upcoming_invoice(self, customer_id: str, subscription_id: str) -> stripe.Invoice:

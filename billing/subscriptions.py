@@ -86,10 +86,9 @@ async def get_overview(billing: Billing, *, customer_id: str) -> Overview | None
     item = subscription["items"].data[0]
     plan, _ = _plan_for(billing, item.price.id)
     card = _card(subscription.default_payment_method)
-    if card is None:
-        customer = await gateway.customer(customer_id)
-        card = _card(customer.invoice_settings.default_payment_method
-                     if customer.invoice_settings else None)
+    customer = subscription.customer
+    if card is None and not isinstance(customer, str) and customer.invoice_settings:
+        card = _card(customer.invoice_settings.default_payment_method)
     next_amount: int | None = None
     next_currency: str | None = None
     ending = subscription.cancel_at_period_end or subscription.cancel_at is not None

@@ -89,7 +89,10 @@ class TelegramChannel:
         self.portal = portal
         builder = (Application.builder().token(secret(settings.telegram_bot_token))
                    .base_url(settings.telegram_api_base)
-                   .rate_limiter(AIORateLimiter(max_retries=2))
+                   # PTB's limiter keeps Telegram's flood limits: PORTIER_SEND_RATE for all
+                   # chats together, 20 a minute per group; it retries a 429 after retry_after.
+                   .rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate,
+                                                max_retries=2))
                    .concurrent_updates(PerChatOrder()))
         if settings.telegram_webhook_mode:
             builder = builder.updater(None)

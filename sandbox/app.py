@@ -137,10 +137,14 @@ def build_app(sb: Sandbox) -> Starlette:
     async def now(request: Request) -> Response:
         return JSONResponse({"now": sb.now()})
 
+    async def requests(request: Request) -> Response:
+        return JSONResponse({"count": len(sb.requests)})
+
     routes = [
         Route("/v1/{rest:path}", api, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/advance", advance, methods=["POST"]),
         Route("/_sandbox/now", now, methods=["GET"]),
+        Route("/_sandbox/requests", requests, methods=["GET"]),
         *hosted_routes(sb),
     ]
     return Starlette(routes=routes)

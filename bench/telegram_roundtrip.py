@@ -1,0 +1,158 @@
+"""Benchmark: `/plan` round trips through Portier's Telegram webhook, against a bare echo bot.
+
+Posts N `/plan` updates (default 2,000 from 200 linked users, 20 in flight) to Portier's
+webhook as Telegram posts them and times each until its reply reaches the fake Bot API; then
+drives a bare python-telegram-bot echo bot with the same harness in the same run. Prints
+updates/s and p50/p99 latency of both, their ratio, and Stripe requests per update.
+
+The Stripe sandbox runs in its own process, as Stripe would be on another machine: sharing
+Portier's interpreter would bill Stripe's work to Portier. The fake Bot API runs in-process
+for both bots alike.
+
+    python bench/telegram_roundtrip.py [--updates 2000] [--users 200] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from billing.links import link_customer  # noqa: E402
+from billing.migrate import upgrade  # noqa: E402
+from bench.echo_bot import running_echo_bot  # noqa: E402
+from bench.harness import LoadResult, run_load  # noqa: E402
+from bot.service import bind, running  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from tests.world import CATALOG  # noqa: E402
+
+FIRST_USER = 700_000_000
+STRIPE_KEY = "sk_test_sandbox"
+WEBHOOK_SECRET = "whsec_bench"
+# The fake Bot API has no flood limit; Portier's limiter is set above the load so the figure
+# measures Portier rather than Telegram's 30 messages a second for one bot.
+SEND_RATE = 10_000
+
+
+@contextlib.contextmanager
+def sandbox_process(webhook_url: str) -> Iterator[str]:
+    """Run `python -m sandbox` on a free port; yield its base URL."""
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", STRIPE_KEY,
+         "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("STRIPE_API_BASE="):
+                yield line.strip().split("=", 1)[1]
+                break
+        else:
+            raise RuntimeError("the sandbox did not start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def portier(folder: Path) -> AsyncIterator[tuple[FakeTelegram, str, object, str]]:
+    """Start the fake Bot API, the sandbox process and Portier in webhook mode."""
+    database = f"sqlite:///{folder / 'bench.db'}"
+    await asyncio.to_thread(upgrade, database)
+    (folder / "catalog.toml").write_text(CATALOG, encoding="utf-8")
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    secret = secrets.token_urlsafe(16)
+    with FakeTelegram() as fake, sandbox_process(f"{url}/stripe/webhook") as stripe_base:
+        settings = load_settings(
+            database_url=database, stripe_secret_key=STRIPE_KEY,
+            stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=stripe_base,
+            telegram_bot_token=fake.token, telegram_api_base=fake.api_base,
+            telegram_webhook_url=f"{url}/telegram/webhook", telegram_webhook_secret=secret,
+            link_secret=secrets.token_hex(16), catalog_path=folder / "catalog.toml",
+            public_url=url, send_rate=SEND_RATE, slack_bot_token=None,
+            slack_signing_secret=None)
+        async with running(settings, sock=sock) as service:
+            yield fake, f"{url}/telegram/webhook", service, stripe_base
+
+
+async def count_requests(stripe_base: str) -> int:
+    """Return how many Stripe API requests the sandbox process has served."""
+    async with httpx.AsyncClient() as client:
+        return int((await client.get(f"{stripe_base}/_sandbox/requests")).json()["count"])
+
+
+async def portier_run(updates: int, users: int, concurrency: int) -> tuple[LoadResult, float]:
+    """Drive Portier with `/plan` from linked users; return the result and Stripe calls/update."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with portier(Path(tmp)) as (fake, hook, service, stripe_base):
+            billing = service.runtime.billing  # type: ignore[attr-defined]
+            v1 = billing.gateway.v1
+            price = billing.prices.by_key["pro_monthly"].id
+            async with billing.db.session() as session:
+                for i in range(users):
+                    customer = await v1.customers.create_async({
+                        "email": f"u{i}@example.com", "payment_method": "pm_card_visa",
+                        "invoice_settings": {"default_payment_method": "pm_card_visa"}})
+                    await v1.subscriptions.create_async({
+                        "customer": customer.id, "items": [{"price": price}]})
+                    await link_customer(session, channel="telegram", user_id=str(FIRST_USER + i),
+                                        chat_id=str(FIRST_USER + i), customer_id=customer.id)
+            before = await count_requests(stripe_base)
+            result = await run_load(fake, hook, settings_secret(service), updates=updates,
+                                    users=users, concurrency=concurrency, text="/plan",
+                                    first_user_id=FIRST_USER, warmup=0, timeout=30)
+            calls = await count_requests(stripe_base) - before - 0
+            return result, calls / updates
+
+
+def settings_secret(service: object) -> str:
+    """Return the Telegram webhook secret Portier was started with."""
+    value = service.runtime.settings.telegram_webhook_secret  # type: ignore[attr-defined]
+    return str(value.get_secret_value())
+
+
+async def echo_run(updates: int, users: int, concurrency: int) -> LoadResult:
+    """Drive the bare echo bot with the same harness and load."""
+    with FakeTelegram() as fake:
+        async with running_echo_bot(fake) as (url, secret):
+            return await run_load(fake, url, secret, updates=updates, users=users,
+                                  concurrency=concurrency, text="/plan",
+                                  first_user_id=FIRST_USER, warmup=0, timeout=30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both loads and print their figures and ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    ours, per_update = asyncio.run(portier_run(args.updates, args.users, args.concurrency))
+    echo = asyncio.run(echo_run(args.updates, args.users, args.concurrency))
+    print(ours.line("portier /plan"))
+    print(echo.line("echo bot"))
+    ratio = ours.updates_per_second / echo.updates_per_second
+    print(f"ratio: portier/echo throughput {ratio:.2f}x (target >= 0.5), "
+          f"Stripe requests per update {per_update:.2f}")
+
+
+if __name__ == "__main__":
+    main()
