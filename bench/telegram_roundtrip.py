@@ -30,10 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from billing.links import link_customer  # noqa: E402
-from billing.migrate import upgrade  # noqa: E402
 from bench.echo_bot import running_echo_bot  # noqa: E402
 from bench.harness import LoadResult, run_load  # noqa: E402
+from billing.links import link_customer  # noqa: E402
+from billing.migrate import upgrade  # noqa: E402
 from bot.service import bind, running  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
@@ -41,7 +41,7 @@ from tests.world import CATALOG  # noqa: E402
 
 FIRST_USER = 700_000_000
 STRIPE_KEY = "sk_test_sandbox"
-WEBHOOK_SECRET = "whsec_bench"
+WEBHOOK_SECRET = "whsec_bench"  # noqa: S105 - the local sandbox's own test secret
 # The fake Bot API has no flood limit; Portier's limiter is set above the load so the figure
 # measures Portier rather than Telegram's 30 messages a second for one bot.
 SEND_RATE = 10_000
