@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 MAX_BODY = 512 * 1024
 
 EventHandler = Callable[[Billing, AsyncSession, dict[str, Any]], Awaitable[None]]
-_registry: dict[str, EventHandler] = {}
+_registry: dict[str, list[EventHandler]] = {}
 
 
 def on(event_type: str) -> Callable[[EventHandler], EventHandler]:
-    """Register a handler for one Stripe event type."""
+    """Register a handler for one Stripe event type (several may share a type; they run in
+    registration order, in one transaction)."""
     def register(handler: EventHandler) -> EventHandler:
-        _registry[event_type] = handler
+        _registry.setdefault(event_type, []).append(handler)
         return handler
     return register
 
@@ -86,8 +87,7 @@ async def process_one(billing: Billing, event_id: str) -> None:
             row = await session.get(StripeEvent, event_id, with_for_update=True)
             if row is None or row.status != "pending":
                 return
-            handler = _registry.get(row.type)
-            if handler is not None:
+            for handler in _registry.get(row.type, ()):
                 await handler(billing, session, row.payload)
             row.status, row.processed_at = "processed", utcnow()
             row.attempts += 1
