@@ -181,9 +181,9 @@ def handled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(payload["id"])
         raise StripeUnavailable("APIConnectionError")
 
-    monkeypatch.setitem(webhooks._registry, "portier.test", ok)
-    monkeypatch.setitem(webhooks._registry, "portier.broken", broken)
-    monkeypatch.setitem(webhooks._registry, "portier.stripe_down", stripe_down)
+    monkeypatch.setitem(webhooks._registry, "portier.test", [ok])
+    monkeypatch.setitem(webhooks._registry, "portier.broken", [broken])
+    monkeypatch.setitem(webhooks._registry, "portier.stripe_down", [stripe_down])
     return seen
 
 
