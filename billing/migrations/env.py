@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from billing import mirror_models  # noqa: F401 - registers the mirror tables
 from billing.db import make_engine
 from billing.models import Base
 

@@ -15,12 +15,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from billing import mirror_models  # noqa: F401 - the mirror's tables belong to Base
 from billing.db import make_engine
 from billing.migrate import alembic_config, upgrade
 from billing.models import Base
 
 TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_states",
-          "notices"}
+          "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices"}
 
 
 @pytest.fixture
