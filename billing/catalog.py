@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from billing.gateway import StripeGateway
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
 _LOOKUP = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Catalog:
     renewal_days: tuple[int, ...] = (7, 1)
     card_expiry_days: int = 30
     quiet_hours: str | None = None
+    renewal_receipts: bool = False  # a "payment received" notice after every paid renewal
 
     def plan(self, key: str) -> Plan | None:
         """Return the plan with this key, if the catalog has it."""
@@ -118,6 +121,32 @@ def _int(table: dict[str, Any], name: str, where: str, default: int) -> int:
     return value
 
 
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """Return the start and end of a daily quiet window written `HH:MM-HH:MM` (may wrap)."""
+    match = _QUIET.match(value.strip())
+    if match is None:
+        raise CatalogError(f"[notices].quiet_hours: {value!r} is not HH:MM-HH:MM")
+    start = time(int(match[1]), int(match[2]))
+    end = time(int(match[3]), int(match[4]))
+    if start == end:
+        raise CatalogError("[notices].quiet_hours: start and end must differ")
+    return start, end
+
+
+def _quiet(table: dict[str, Any]) -> str | None:
+    value = _str(table, "quiet_hours", "[notices]", required=False)
+    if value is not None:
+        parse_quiet_hours(value)
+    return value
+
+
+def _bool(table: dict[str, Any], name: str, where: str, default: bool) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise CatalogError(f"{where}.{name}: expected true or false")
+    return value
+
+
 def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
@@ -175,7 +204,8 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         pause_days=_int_list(cancel, "pause_days", "[cancel]", ()),
         renewal_days=_int_list(notices, "renewal_days", "[notices]", (7, 1)),
         card_expiry_days=_int(notices, "card_expiry_days", "[notices]", 30),
-        quiet_hours=_str(notices, "quiet_hours", "[notices]", required=False),
+        quiet_hours=_quiet(notices),
+        renewal_receipts=_bool(notices, "renewal_receipts", "[notices]", False),
     )
 
 

@@ -1,4 +1,8 @@
-"""Handlers of the Stripe event types Portier acts on."""
+"""Handlers of the Stripe event types Portier acts on.
+
+`billing.mirror_events` is imported first: the local mirror's handlers register (and, being
+registered with `first=True`, always run) before the others, which read what they wrote.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import billing.mirror_events  # noqa: F401 - registers the mirror's handlers first
 from billing.links import link_customer
 from billing.notices import enqueue
 from billing.services import Billing

@@ -50,6 +50,10 @@ def _translate(error: stripe.StripeError) -> Exception:
     return StripeUnavailable(type(error).__name__)
 
 
+def _price_id(price: Any) -> str:
+    return price if isinstance(price, str) else str(price.id)
+
+
 class StripeGateway:
     """Async access to the Stripe endpoints Portier uses."""
 
@@ -110,8 +114,37 @@ class StripeGateway:
         page = await self.call(self.v1.subscriptions.list_async, {
             "customer": customer_id, "status": "all", "limit": 10,
             "expand": ["data.default_payment_method",
-                       "data.customer.invoice_settings.default_payment_method"]})
+                       "data.customer.invoice_settings.default_payment_method",
+                       "data.schedule", "data.discounts", "data.discounts.source.coupon"]})
         return list(page.data)
+
+    async def subscription(self, subscription_id: str) -> stripe.Subscription:
+        """Return one subscription (NotFound for an unknown one)."""
+        subscription: stripe.Subscription = await self.call(
+            self.v1.subscriptions.retrieve_async, subscription_id)
+        return subscription
+
+    async def schedule(self, schedule_id: str) -> stripe.SubscriptionSchedule:
+        """Return one subscription schedule (NotFound for an unknown one)."""
+        schedule: stripe.SubscriptionSchedule = await self.call(
+            self.v1.subscription_schedules.retrieve_async, schedule_id)
+        return schedule
+
+    async def coupon(self, coupon_id: str) -> stripe.Coupon:
+        """Return a coupon (NotFound for an unknown one)."""
+        coupon: stripe.Coupon = await self.call(self.v1.coupons.retrieve_async, coupon_id)
+        return coupon
+
+    async def preview_change(self, subscription_id: str, *, items: list[dict[str, Any]],
+                             proration_behavior: str,
+                             proration_date: int | None) -> stripe.Invoice:
+        """Return Stripe's preview of the invoice an items change would make."""
+        details: dict[str, Any] = {"items": items, "proration_behavior": proration_behavior}
+        if proration_date is not None:
+            details["proration_date"] = proration_date
+        invoice: stripe.Invoice = await self.call(self.v1.invoices.create_preview_async, {
+            "subscription": subscription_id, "subscription_details": details})
+        return invoice
 
     async def upcoming_invoice(self, customer_id: str, subscription_id: str) -> stripe.Invoice:
         """Return Stripe's preview of the subscription's next invoice."""
@@ -176,6 +209,35 @@ class StripeGateway:
         """Attempt to pay an open invoice with the customer's default card."""
         invoice: stripe.Invoice = await self.write(self.v1.invoices.pay_async, invoice_id, key=key)
         return invoice
+
+    async def update_subscription(self, subscription_id: str, params: dict[str, Any], *,
+                                  key: str) -> stripe.Subscription:
+        """Update a subscription (items, cancel, pause, discounts, metadata) once per key."""
+        subscription: stripe.Subscription = await self.write(
+            self.v1.subscriptions.update_async, subscription_id, params, key=key)
+        return subscription
+
+    async def schedule_price(self, subscription_id: str, *, price_id: str, quantity: int,
+                             key: str) -> stripe.SubscriptionSchedule:
+        """Switch the subscription to a price at its period end through a schedule."""
+        schedule: stripe.SubscriptionSchedule = await self.write(
+            self.v1.subscription_schedules.create_async,
+            {"from_subscription": subscription_id}, key=key + "-create")
+        current = schedule.phases[0]
+        phases = [
+            {"items": [{"price": _price_id(i.price), "quantity": i.quantity or 1}
+                       for i in current["items"]],
+             "start_date": current.start_date, "end_date": current.end_date},
+            {"items": [{"price": price_id, "quantity": quantity}]},
+        ]
+        updated: stripe.SubscriptionSchedule = await self.write(
+            self.v1.subscription_schedules.update_async, schedule.id,
+            {"end_behavior": "release", "phases": phases}, key=key + "-phases")
+        return updated
+
+    async def release_schedule(self, schedule_id: str, *, key: str) -> None:
+        """Release a schedule: the subscription carries on as it is now."""
+        await self.write(self.v1.subscription_schedules.release_async, schedule_id, key=key)
 
     async def close(self) -> None:
         """Release the HTTP client's connections."""

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import stripe
 
+from billing import mirror
 from billing.errors import InvalidRequest, NotYours
 from billing.gateway import idempotency_key
+from billing.mirror_models import MirrorInvoice
 from billing.services import Billing
 
 PAGE_SIZE = 5
@@ -55,9 +57,33 @@ async def _owned(billing: Billing, customer_id: str, invoice_id: str) -> stripe.
     return invoice
 
 
+def _mirrored(row: MirrorInvoice) -> InvoiceLine:
+    return InvoiceLine(
+        id=row.id, number=row.number, created=row.created, total=row.total,
+        amount_remaining=row.amount_remaining, currency=row.currency, status=row.status,
+        hosted_url=row.hosted_url, pdf_url=row.pdf_url)
+
+
 async def list_invoices(billing: Billing, *, customer_id: str,
                         after: str | None = None) -> InvoicePage:
-    """Return a page of the customer's invoices, starting after the given invoice."""
+    """Return a page of the customer's invoices, starting after the given invoice.
+
+    Read from the local mirror when the customer's rows are fresh (see `billing.mirror`),
+    which then holds every invoice of theirs; else re-read from Stripe into the mirror first.
+    """
+    customer, _ = await mirror.view_rows(billing, customer_id)
+    cursor = await mirror.invoice_row(billing, after) if after is not None else None
+    if customer is None or (after is not None and cursor is None):
+        return await _stripe_page(billing, customer_id, after)  # unknown here: ask Stripe
+    if cursor is not None and cursor.customer_id != customer_id:
+        raise NotYours("invoice")  # a cursor naming someone else's invoice
+    rows = await mirror.invoice_rows(billing, customer_id, after=cursor, limit=PAGE_SIZE + 1)
+    items = tuple(_mirrored(row) for row in rows[:PAGE_SIZE])
+    return InvoicePage(items=items,
+                       next_after=items[-1].id if len(rows) > PAGE_SIZE else None)
+
+
+async def _stripe_page(billing: Billing, customer_id: str, after: str | None) -> InvoicePage:
     if after is not None:
         await _owned(billing, customer_id, after)  # a cursor naming someone else's invoice
     page = await billing.gateway.invoices(customer_id, limit=PAGE_SIZE, starting_after=after)
@@ -79,4 +105,6 @@ async def pay_invoice(billing: Billing, *, customer_id: str, invoice_id: str) ->
     method = customer.invoice_settings.default_payment_method if customer.invoice_settings else None
     card = method if isinstance(method, str) or method is None else method.id
     key = idempotency_key("pay", invoice_id, invoice.attempt_count, card)
-    return _line(await billing.gateway.pay_invoice(invoice_id, key=key))
+    paid = _line(await billing.gateway.pay_invoice(invoice_id, key=key))
+    await mirror.refresh_customer(billing, customer_id)  # /plan and /invoices show it now
+    return paid

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -109,9 +118,15 @@ class PendingState(Base):
 
 
 class Notice(Base):
-    """A message to push into a chat, delivered by the outbox sender exactly once."""
+    """A message to push into a chat, delivered by the outbox sender exactly once.
+
+    status: pending → sending → sent | failed | unreachable; a notice left in `sending` by a
+    sender that died is marked `unknown` (it may or may not have reached the chat).
+    """
 
     __tablename__ = "notices"
+    # The outbox claims by (status, send_after): due pending notices, oldest first.
+    __table_args__ = (Index("ix_notices_due", "status", "send_after"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -126,3 +141,17 @@ class Notice(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     send_after: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When a sender claimed it (status `sending`); a claim older than the sender's lease is
+    # left by a dead sender.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class UnreachableChat(Base):
+    """A chat that refused our messages (the user blocked the bot, the chat is gone)."""
+
+    __tablename__ = "unreachable_chats"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,4 +1,4 @@
-"""The `portier` command line: run, demo, sandbox, db upgrade, catalog check, link."""
+"""The `portier` command line: run, demo, sandbox, db upgrade, catalog check, sync, link."""
 
 from __future__ import annotations
 
@@ -100,6 +100,57 @@ async def _link(args: argparse.Namespace) -> None:
     print(f"expires {minted.expires_at:%Y-%m-%d %H:%M} UTC, single use", file=sys.stderr)
 
 
+async def _sync(_args: argparse.Namespace) -> None:
+    from billing.sync import sync_mirror
+
+    settings = _settings()
+    _need_stripe(settings)
+    if settings.database_url.startswith("sqlite"):
+        await asyncio.to_thread(upgrade, settings.database_url)  # as `portier run` does
+    billing = await build_billing(settings)
+    bar = _ProgressLine()
+    try:
+        synced = await sync_mirror(billing, progress=bar.show)
+    finally:
+        bar.done()
+        await billing.gateway.close()
+        await billing.db.close()
+    print(f"mirror synced: {synced.customers} customer(s), {synced.subscriptions} "
+          f"subscription(s), {synced.invoices} invoice(s)")
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr: a moving bar and counts (Stripe gives no totals)."""
+
+    WIDTH = 20
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.tty = sys.stderr.isatty()
+        self.ticks = 0
+
+    def show(self, kind: str, done: int) -> None:
+        """Redraw the line with a new count for one kind of object."""
+        self.counts[kind] = done
+        self.ticks += 1
+        if self.tty or (done and done % 100 == 0):  # a log gets a line every 100 objects
+            self._draw()
+
+    def _draw(self) -> None:
+        spot = self.ticks % self.WIDTH
+        bar = "." * spot + "#" + "." * (self.WIDTH - spot - 1)
+        counts = ", ".join(f"{k} {n}" for k, n in self.counts.items())
+        print(f"\rsync [{bar}] {counts}", end="" if self.tty else "\n", file=sys.stderr,
+              flush=True)
+
+    def done(self) -> None:
+        """Draw the final counts and end the progress line."""
+        if self.counts:
+            self._draw()
+            if self.tty:
+                print(file=sys.stderr)
+
+
 async def _bot_username(settings: Settings) -> str | None:
     if settings.telegram_bot_token is None:
         return None
@@ -150,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     check = cat_sub.add_parser("check", help="Resolve the catalog's prices against Stripe.",
                                description="Resolve the catalog's prices against Stripe.")
     check.set_defaults(func=_catalog_check)
+    add("sync", _sync, "Copy customers, subscriptions and invoices from Stripe into the "
+        "local mirror.")
     link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer.")
     link.add_argument("customer", metavar="CUSTOMER_ID")
     return top

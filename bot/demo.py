@@ -25,6 +25,7 @@ from bot.runtime import secret
 from bot.service import Service, bind, running
 from bot.settings import Settings, load_settings
 from sandbox import Sandbox, SandboxServer, seed_demo_catalog
+from sandbox.resources.coupons import create_coupon
 
 WORKER_INTERVAL = 0.5
 SETTLE_TIMEOUT = 10.0
@@ -59,6 +60,7 @@ max_seats = 500
 downgrade = "period_end"
 
 [cancel]
+save_coupon = "STAY25"
 pause_days = [30, 60]
 
 [notices]
@@ -125,6 +127,15 @@ def _settler(sandbox: Sandbox, service: Service) -> Settle:
     return settle
 
 
+def add_save_coupon(sandbox: Sandbox) -> None:
+    """Create the demo's save offer, STAY25: 25% off for 3 months."""
+    with sandbox.store.lock:
+        create_coupon(sandbox.store, {"id": "STAY25", "percent_off": "25",
+                                      "duration": "repeating", "duration_in_months": "3",
+                                      "name": "25% off for 3 months"})
+    sandbox.sender.flush()
+
+
 async def run_demo(script: str | None = None, out: TextIO = sys.stdout) -> None:
     """Run the offline demo: sandbox, Portier and a console chat, until input ends."""
     api_key = "sk_test_demo_" + secrets.token_hex(12)
@@ -134,6 +145,7 @@ async def run_demo(script: str | None = None, out: TextIO = sys.stdout) -> None:
     stripe_url = await asyncio.to_thread(stripe_server.start)
     try:
         seed_demo_catalog(sandbox)
+        add_save_coupon(sandbox)
         with tempfile.TemporaryDirectory(prefix="portier-demo-") as temp:
             folder = Path(temp)
             await asyncio.to_thread((folder / "catalog.toml").write_text, CATALOG, "utf-8")

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from billing.errors import NotFound, StripeProblem, WebhookRejected
 from billing.links import mint_token
-from billing.webhooks import record, verify
+from billing.webhooks import Intake, verify
 from bot.runtime import Runtime, secret
 from bot.telegram import TelegramChannel
 from bot.worker import Worker
@@ -38,6 +38,8 @@ class Server:
         self.runtime = runtime
         self.worker = worker
         self.telegram = telegram
+        # Deliveries arriving together are stored in one transaction (group commit).
+        self.intake = Intake(runtime.billing.db)
         self.counts = {"stripe_events_received": 0, "stripe_events_rejected": 0,
                        "telegram_updates_received": 0}
         self.app = Starlette(routes=[
@@ -58,8 +60,7 @@ class Server:
         except WebhookRejected as error:
             self.counts["stripe_events_rejected"] += 1
             return JSONResponse({"error": str(error)}, status_code=400)
-        async with self.runtime.billing.db.session() as session:
-            fresh = await record(session, event)
+        fresh = await self.intake.store(event)
         self.counts["stripe_events_received"] += 1
         if fresh:
             self.worker.kick()

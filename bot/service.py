@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import uvicorn
 
 from billing.catalog import Catalog, PriceBook
+from bot.outbox import Outbox
 from bot.runtime import Runtime, build_billing
+from bot.scheduler import Scheduler
 from bot.server import Server
 from bot.settings import Settings
 from bot.telegram import TelegramChannel
@@ -28,6 +30,8 @@ class Service:
     server: Server
     telegram: TelegramChannel | None
     url: str
+    outbox: Outbox | None = None
+    scheduler: Scheduler | None = None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -46,7 +50,9 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
     billing = await build_billing(settings, catalog=catalog, prices=prices)
     portal = Portal(billing, default_locale=settings.locale)
     runtime = Runtime(settings=settings, billing=billing, portal=portal)
-    worker = Worker(billing, portal, interval=worker_interval)
+    outbox = Outbox(billing, portal, rate=settings.send_rate)
+    worker = Worker(billing, portal, interval=worker_interval, outbox=outbox)
+    scheduler = Scheduler(billing, outbox=outbox, worker=worker)
     telegram = TelegramChannel(settings, portal) if settings.telegram_enabled else None
     server = Server(runtime, worker, telegram)
     sock = sock or bind(settings.host, settings.port)
@@ -63,9 +69,11 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
             await telegram.start()
             worker.senders["telegram"] = telegram.send
         worker.start()
+        await scheduler.start()  # the leader also starts the outbox sender
         yield Service(runtime=runtime, worker=worker, server=server, telegram=telegram,
-                      url=f"http://{host}:{port}")
+                      url=f"http://{host}:{port}", outbox=outbox, scheduler=scheduler)
     finally:
+        await scheduler.stop()
         await worker.stop()
         if telegram is not None:
             await telegram.stop()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -25,11 +26,12 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBDeprecationWarning
 
+from bot.outbox import Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
 from bot.telegram_render import html, keyboard
-from bot.worker import Unreachable
 from handlers.context import Actor
 from handlers.i18n import LOCALES, pick_locale, translate
 from handlers.portal import Portal
@@ -69,6 +71,14 @@ class PerChatOrder(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to tear down."""
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    """Return a 429's retry_after in seconds (PTB 22 deprecates reading it as an int)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value if isinstance(value, int) else value.total_seconds()
 
 
 def actor_of(update: Update) -> Actor:
@@ -189,8 +199,14 @@ class TelegramChannel:
             await self.app.bot.send_message(int(chat_id), html(reply), parse_mode=ParseMode.HTML,
                                             reply_markup=keyboard(reply),
                                             disable_web_page_preview=True)
-        except Forbidden as error:
+        except Forbidden as error:  # 403: blocked by the user, kicked from the group
             raise Unreachable(str(error)) from None
+        except RetryAfter as error:  # 429 after the rate limiter's own retries
+            raise RetryLater(retry_seconds(error)) from None
+        except BadRequest as error:  # 400: this message can never go (or the chat is gone)
+            if "chat not found" in str(error).lower():
+                raise Unreachable(str(error)) from None
+            raise Rejected(str(error)) from None
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log the failure without secrets and tell the user that nothing was changed."""

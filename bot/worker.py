@@ -1,39 +1,43 @@
-"""Background work: process stored Stripe events, then deliver the notices they queued."""
+"""Background work: process stored Stripe events, then wake the outbox for the notices they
+queued (bot.outbox delivers them)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from billing import events as _event_handlers  # noqa: F401 - registers the event handlers
-from billing.notices import due, mark
+from billing import notice_events as _notice_handlers  # noqa: F401 - after the mirror's (1)
 from billing.services import Billing
 from billing.webhooks import process_pending
-from handlers.context import Actor
+from bot.outbox import Outbox, Sender
+from bot.outbox import Unreachable as Unreachable  # re-exported for the channels
 from handlers.portal import Portal
-from handlers.replies import Reply
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, Reply], Awaitable[None]]
-
-
-class Unreachable(Exception):
-    """The chat cannot receive messages any more (the user blocked the bot)."""
+# (1) billing.notice_events imports billing.mirror_events before registering its handlers, and
+# the mirror registers with first=True: in every event the mirror is updated before notices.
 
 
 class Worker:
     """Processes events and sends notices whenever kicked, and every few seconds anyway."""
 
-    def __init__(self, billing: Billing, portal: Portal, *, interval: float = 5.0) -> None:
+    def __init__(self, billing: Billing, portal: Portal, *, interval: float = 5.0,
+                 outbox: Outbox | None = None) -> None:
         self.billing = billing
         self.portal = portal
         self.interval = interval
-        self.senders: dict[str, Sender] = {}
+        self.outbox = outbox
+        self._senders: dict[str, Sender] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
+
+    @property
+    def senders(self) -> dict[str, Sender]:
+        """Return the senders notices go through, by channel (the outbox's)."""
+        return self.outbox.senders if self.outbox is not None else self._senders
 
     def kick(self) -> None:
         """Ask the worker to run now."""
@@ -52,36 +56,18 @@ class Worker:
                 await self._task
 
     async def idle(self, timeout: float = 10.0) -> None:
-        """Wait until a kicked run has finished (for tests and the demo)."""
+        """Wait until a kicked run has finished and its notices are out (for tests and the
+        demo)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
+        if self.outbox is not None and self.outbox.running:
+            await self.outbox.idle(timeout)
 
     async def run_once(self) -> None:
-        """Process pending events, then send due notices."""
+        """Process pending events, then wake the outbox for the notices they queued."""
         while await process_pending(self.billing):
             pass
-        await self.send_due()
-
-    async def send_due(self) -> None:
-        """Deliver every due notice through its channel's sender."""
-        async with self.billing.db.session() as session:
-            notices = [(n.id, n.channel, n.user_id, n.chat_id, n.kind, dict(n.params))
-                       for n in await due(session)]
-        for notice_id, channel, user_id, chat_id, kind, params in notices:
-            sender = self.senders.get(channel)
-            if sender is None:
-                continue
-            actor = Actor(channel=channel, user_id=user_id, chat_id=chat_id, private=True)
-            status, error = "sent", None
-            try:
-                await sender(chat_id, await self.portal.notice(actor=actor, kind=kind,
-                                                               params=params))
-            except Unreachable:
-                status = "unreachable"
-            except Exception as exc:  # noqa: BLE001 - recorded; retried by a later issue's outbox
-                log.warning("notice %s not sent: %s", notice_id, type(exc).__name__)
-                status, error = "failed", type(exc).__name__
-            async with self.billing.db.session() as session:
-                await mark(session, notice_id, status=status, error=error)
+        if self.outbox is not None:
+            self.outbox.kick()
 
     async def _loop(self) -> None:
         while True:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
+from babel.dates import format_skeleton
 from babel.numbers import format_currency, get_currency_precision
 
 
@@ -18,5 +18,6 @@ def money(amount: int, currency: str, locale: str) -> str:
 
 
 def day(moment: datetime, locale: str, zone: str = "UTC") -> str:
-    """Format the calendar day of a moment in the user's time zone."""
-    return format_date(moment.astimezone(ZoneInfo(zone)), format="medium", locale=locale)
+    """Format the day of a moment in the user's time zone: `Mar 12, 2026`, `12. März 2026`."""
+    # A CLDR skeleton (year, abbreviated month, day) lets each locale order and punctuate it.
+    return format_skeleton("yMMMd", moment, tzinfo=ZoneInfo(zone), locale=locale)

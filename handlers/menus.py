@@ -29,3 +29,13 @@ def update_card(ctx: Ctx) -> Button:
 def invoices(ctx: Ctx) -> Button:
     """Return the "Invoices" button."""
     return Button(ctx.t("Invoices"), action="inv")
+
+
+def change_plan(ctx: Ctx) -> Button:
+    """Return the "Change plan" button."""
+    return Button(ctx.t("Change plan"), action="chg")
+
+
+def cancel(ctx: Ctx) -> Button:
+    """Return the "Cancel subscription" button."""
+    return Button(ctx.t("Cancel subscription"), action="cancel")

@@ -1,16 +1,36 @@
-"""Pushed notices rendered for their recipient (SPEC §7)."""
+"""Pushed notices rendered for their recipient (SPEC §7), in their language, with buttons."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from billing.services import Billing
 from handlers import menus
-from handlers.context import Ctx
-from handlers.replies import Reply, rows
+from handlers.context import Actor, Ctx
+from handlers.i18n import pick_locale
+from handlers.problems import decline_reason
+from handlers.replies import Button, Reply, rows
+
+Params = dict[str, Any]
 
 
-def _welcome(ctx: Ctx, params: dict[str, Any]) -> Reply:
+def _when(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value else None
+
+
+def _money(ctx: Ctx, params: Params, field: str = "amount") -> str:
+    return ctx.money(int(params.get(field) or 0), str(params.get("currency") or "eur"))
+
+
+def _price(ctx: Ctx, params: Params) -> str:
+    every = ctx.interval(str(params.get("interval") or "month"),
+                         int(params.get("interval_count") or 1))
+    return f"{_money(ctx, params)} {every}"
+
+
+def _welcome(ctx: Ctx, params: Params) -> Reply:
     business = ctx.billing.catalog.business
     lines = []
     if params.get("plan") and params.get("currency"):
@@ -18,17 +38,144 @@ def _welcome(ctx: Ctx, params: dict[str, Any]) -> Reply:
         lines.append(ctx.t("You are subscribed to {plan} ({price} {interval}).",
                            plan=params["plan"], price=price,
                            interval=ctx.interval(str(params.get("interval", "month")))))
-    if params.get("renews"):
-        renews = datetime.fromtimestamp(int(params["renews"]), UTC)
+    renews = _when(params.get("renews"))
+    if renews:
         lines.append(ctx.t("It renews on {date}.", date=ctx.day(renews)))
     return Reply("\n".join(lines) or ctx.t("Your subscription is active."),
                  title=ctx.t("Welcome to {business}!", business=business.name),
                  buttons=rows(menus.my_plan(ctx)), image_url=business.logo_url, private=True)
 
 
-RENDERERS = {"welcome": _welcome}
+def _payment_failed(ctx: Ctx, params: Params) -> Reply:
+    lines = [ctx.t("We could not charge {amount} for your subscription.",
+                   amount=_money(ctx, params)),
+             decline_reason(ctx, str(params.get("reason") or "card_declined"))]
+    retry = _when(params.get("next_retry"))
+    if retry:
+        lines.append(ctx.t("We will try again on {date}. Update your card or pay now to keep "
+                           "your subscription.", date=ctx.day(retry)))
+    else:
+        lines.append(ctx.t("Update your card or pay now to keep your subscription."))
+    pay = Button(ctx.t("Pay {amount} now", amount=_money(ctx, params)),
+                 action=f"pay:{params['invoice']}")
+    return Reply("\n".join(lines), title=ctx.t("Payment failed"),
+                 buttons=rows(menus.update_card(ctx), pay), private=True)
 
 
-def render_notice(ctx: Ctx, kind: str, params: dict[str, Any]) -> Reply:
+def _action_required(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("Your bank asks you to confirm the payment of {amount}. It takes a moment "
+                 "on Stripe's secure page.", amount=_money(ctx, params))
+    return Reply(text, title=ctx.t("Please confirm your payment"), private=True,
+                 buttons=rows(Button(ctx.t("Complete payment"), url=str(params["hosted_url"]))))
+
+
+def _payment_received(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("We received your payment of {amount}. Thank you!", amount=_money(ctx, params))
+    if params.get("after_failure"):
+        text += "\n" + ctx.t("Your subscription is in good standing again.")
+    hosted = params.get("hosted_url")
+    label = ctx.t("Invoice {label}", label=params["number"]) if params.get("number") \
+        else ctx.t("Invoice")
+    button = Button(label, url=str(hosted)) if hosted else menus.invoices(ctx)
+    return Reply(text, title=ctx.t("Payment received"), buttons=rows(button), private=True)
+
+
+def _renewal_reminder(ctx: Ctx, params: Params) -> Reply:
+    renews = _when(params.get("renews"))
+    text = ctx.t("Your {plan} plan renews on {date}: {amount} will be charged.",
+                 plan=params.get("plan") or "", date=ctx.day(renews) if renews else "",
+                 amount=_money(ctx, params))
+    return Reply(text, title=ctx.t("Renewal reminder"), private=True,
+                 buttons=rows(menus.my_plan(ctx), menus.cancel(ctx)))
+
+
+def _trial_ending(ctx: Ctx, params: Params) -> Reply:
+    ends = _when(params.get("trial_end"))
+    text = ctx.t("Your free trial of {plan} ends on {date}. Then it costs {price}.",
+                 plan=params.get("plan") or "", date=ctx.day(ends) if ends else "",
+                 price=_price(ctx, params))
+    return Reply(text, title=ctx.t("Your trial ends soon"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+def _card_expiring(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("Your card {brand} •••• {last4} expires at the end of {month:02d}/{year}. "
+                 "Update it so your subscription continues without a hitch.",
+                 brand=str(params.get("brand") or "").title(), last4=params.get("last4") or "",
+                 month=int(params.get("exp_month") or 0), year=int(params.get("exp_year") or 0))
+    return Reply(text, title=ctx.t("Your card expires soon"), private=True,
+                 buttons=rows(menus.update_card(ctx)))
+
+
+def _plan_changed(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("Your subscription is now {plan} at {price}.", plan=params.get("plan") or "",
+                 price=_price(ctx, params))
+    return Reply(text, title=ctx.t("Plan changed"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+def _canceled(ctx: Ctx, params: Params) -> Reply:
+    ends = _when(params.get("ends_at"))
+    text = (ctx.t("Your {plan} subscription is canceled and ends on {date}. Until then "
+                  "everything keeps working.", plan=params.get("plan") or "",
+                  date=ctx.day(ends)) if ends
+            else ctx.t("Your {plan} subscription is canceled.", plan=params.get("plan") or ""))
+    return Reply(text, title=ctx.t("Subscription canceled"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+def _ended(ctx: Ctx, params: Params) -> Reply:
+    if params.get("reason") == "payment_failed":
+        text = ctx.t("Your {plan} subscription has ended because the payment failed.",
+                     plan=params.get("plan") or "")
+    else:
+        text = ctx.t("Your {plan} subscription has ended.", plan=params.get("plan") or "")
+    return Reply(text, title=ctx.t("Subscription ended"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+def _paused(ctx: Ctx, params: Params) -> Reply:
+    resumes = _when(params.get("resumes_at"))
+    text = (ctx.t("Your {plan} subscription is paused until {date}.",
+                  plan=params.get("plan") or "", date=ctx.day(resumes)) if resumes
+            else ctx.t("Your {plan} subscription is paused.", plan=params.get("plan") or ""))
+    return Reply(text, title=ctx.t("Subscription paused"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+def _resumed(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("Your {plan} subscription continues at {price}.",
+                 plan=params.get("plan") or "", price=_price(ctx, params))
+    return Reply(text, title=ctx.t("Subscription resumed"), private=True,
+                 buttons=rows(menus.my_plan(ctx)))
+
+
+RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
+    "welcome": _welcome,
+    "payment_failed": _payment_failed,
+    "action_required": _action_required,
+    "payment_received": _payment_received,
+    "renewal_reminder": _renewal_reminder,
+    "trial_ending": _trial_ending,
+    "card_expiring": _card_expiring,
+    "plan_changed": _plan_changed,
+    "canceled": _canceled,
+    "ended": _ended,
+    "paused": _paused,
+    "resumed": _resumed,
+}
+
+
+def render_notice(ctx: Ctx, kind: str, params: Params) -> Reply:
     """Render a notice of a known kind."""
     return RENDERERS[kind](ctx, params)
+
+
+def render_for(billing: Billing, *, actor: Actor, kind: str, params: Params,
+               locale: str | None, zone: str | None, default_locale: str = "en",
+               bot_username: str | None = None) -> Reply:
+    """Render a notice for a recipient whose stored language and time zone are known
+    (the outbox reads them with its claim instead of once per notice)."""
+    ctx = Ctx(actor=actor, billing=billing, locale=pick_locale(locale, default=default_locale),
+              zone=zone or "UTC", bot_username=bot_username)
+    return render_notice(ctx, kind, params)

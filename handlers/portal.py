@@ -6,12 +6,12 @@ import logging
 from typing import Any
 
 from billing.errors import BillingError
-from billing.prefs import get_prefs
+from billing.prefs import get_prefs, remember_locale
 from billing.services import Billing
 from billing.state import take
 from handlers import flows  # noqa: F401 - registers every conversation on the router
 from handlers.context import Actor, Ctx
-from handlers.i18n import pick_locale
+from handlers.i18n import N_, pick_locale, supported, translate
 from handlers.notices import render_notice
 from handlers.problems import explain
 from handlers.replies import Button, Reply, rows
@@ -20,13 +20,16 @@ from handlers.router import Route, router
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000
 
+# The command menu, in the order Telegram shows it (SPEC §5); /help lists the same.
 COMMANDS = (
-    ("start", "Start and see your options"),
-    ("plan", "Your plan, renewal and card"),
-    ("invoices", "Your invoices"),
-    ("card", "Update your card"),
-    ("help", "What I can do"),
-    ("forget", "Forget this chat"),
+    ("start", N_("Start and see your options")),
+    ("plan", N_("Your plan, renewal and card")),
+    ("invoices", N_("Your invoices")),
+    ("card", N_("Update your card")),
+    ("cancel", N_("Cancel your subscription")),
+    ("settings", N_("Offers, reminders, language, time zone")),
+    ("help", N_("What I can do")),
+    ("forget", N_("Forget this chat")),
 )
 
 
@@ -43,6 +46,12 @@ class Portal:
         """Build the context of one update: the user's language and time zone."""
         async with self.billing.db.session() as session:
             prefs = await get_prefs(session, channel=actor.channel, user_id=actor.user_id)
+            spoken = supported(actor.language)
+            if spoken and (prefs is None or prefs.locale is None):
+                # Remember the language the chat app reports, so that pushed notices (which
+                # come with no update, hence no language) speak it too. /settings changes it.
+                prefs = await remember_locale(session, channel=actor.channel,
+                                              user_id=actor.user_id, locale=spoken)
         locale = pick_locale(prefs.locale if prefs else None, actor.language,
                              default=self.default_locale)
         zone = (prefs.timezone if prefs else None) or "UTC"
@@ -50,9 +59,9 @@ class Portal:
                    bot_username=self.bot_username)
 
     def command_menu(self, locale: str) -> list[tuple[str, str]]:
-        """Return the commands and their descriptions for a language."""
-        ctx_t = Ctx(actor=Actor("", "", "", True), billing=self.billing, locale=locale).t
-        return [(name, ctx_t(text)) for name, text in COMMANDS]
+        """Return the registered commands and their descriptions for a language."""
+        return [(name, translate(locale, text)) for name, text in COMMANDS
+                if name in router.commands]
 
     async def command(self, actor: Actor, name: str, args: str = "") -> list[Reply]:
         """Answer a command such as `/plan`."""

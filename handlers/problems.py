@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from billing.cancellation import OfferNotMade
+from billing.changes import AlreadyOnPlan
 from billing.errors import (
     BillingError,
     CardDeclined,
@@ -14,27 +16,29 @@ from billing.errors import (
     TokenInvalid,
 )
 from handlers.context import Ctx
+from handlers.i18n import N_
 from handlers.replies import Button, Reply, rows
 
 DECLINES = {
-    "insufficient_funds": "The card has insufficient funds.",
-    "expired_card": "The card has expired.",
-    "incorrect_cvc": "The card's security code is incorrect.",
-    "lost_card": "The card was reported lost.",
-    "stolen_card": "The card was reported stolen.",
-    "processing_error": "The card could not be processed.",
+    "insufficient_funds": N_("The card has insufficient funds."),
+    "expired_card": N_("The card has expired."),
+    "incorrect_cvc": N_("The card's security code is incorrect."),
+    "lost_card": N_("The card was reported lost."),
+    "stolen_card": N_("The card was reported stolen."),
+    "processing_error": N_("The card could not be processed."),
 }
 TOKENS = {
-    "malformed": "That link is not valid. Ask for a new one.",
-    "unknown": "That link is not valid. Ask for a new one.",
-    "used": "That link was already used. Ask for a new one.",
-    "expired": "That link has expired. Ask for a new one.",
+    "malformed": N_("That link is not valid. Ask for a new one."),
+    "unknown": N_("That link is not valid. Ask for a new one."),
+    "used": N_("That link was already used. Ask for a new one."),
+    "expired": N_("That link has expired. Ask for a new one."),
 }
+DECLINED = N_("The card was declined.")
 
 
 def decline_reason(ctx: Ctx, reason: str) -> str:
     """Say in plain words why a card was declined."""
-    return ctx.t(DECLINES.get(reason, "The card was declined."))
+    return ctx.t(DECLINES.get(reason, DECLINED))
 
 
 def explain(ctx: Ctx, error: BillingError) -> Reply:
@@ -53,6 +57,12 @@ def explain(ctx: Ctx, error: BillingError) -> Reply:
         return Reply(ctx.t("That button belongs to someone else's account.") + " " + unchanged)
     if isinstance(error, NotFound):
         return Reply(ctx.t("That is no longer available.") + " " + unchanged)
+    if isinstance(error, AlreadyOnPlan):
+        return Reply(ctx.t("You are already on that plan.") + " " + unchanged,
+                     buttons=rows(Button(ctx.t("My plan"), action="plan")))
+    if isinstance(error, OfferNotMade):
+        return Reply(ctx.t("That offer is not available.") + " " + unchanged,
+                     buttons=rows(Button(ctx.t("My plan"), action="plan")))
     if isinstance(error, CardDeclined):
         return Reply(decline_reason(ctx, error.reason) + " " + unchanged,
                      buttons=rows(Button(ctx.t("Update card"), action="card")))

@@ -7,12 +7,16 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from billing.links import mint_token
+from billing.services import Billing
+from bot.demo import add_save_coupon
 from bot.service import Service, bind, running
 from bot.settings import Settings, load_settings
 from sandbox import Sandbox, SandboxServer
@@ -98,6 +102,14 @@ class World:
         assert outcome == 200, outcome
         return await self.telegram.next_message(message.chat_id)
 
+    async def notice(self, chat: FakeUser | FakeChat, title: str,
+                     timeout: float = 10.0) -> BotMessage:
+        """Wait for a pushed message whose text starts with `title`, skipping others."""
+        while True:
+            message = await self.telegram.next_message(chat, timeout=timeout)
+            if (message.text or "").startswith(title):
+                return message
+
     async def follow(self, url: str, payment_method: str = "pm_card_visa") -> httpx.Response:
         """Complete a sandbox hosted page (Checkout, portal, invoice) as a customer would."""
         assert url.startswith(self.sandbox.public_url), url
@@ -158,6 +170,7 @@ async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
     box = SandboxServer(sandbox)
     stripe_base = box.start()
     sandbox.seed_demo_catalog()
+    add_save_coupon(sandbox)
     telegram = FakeTelegram()
     telegram.start()
     catalog = tmp_path / "catalog.toml"
@@ -181,3 +194,113 @@ async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
     finally:
         telegram.stop()
         box.stop()
+
+
+def _at(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+async def mirror_differences(sandbox: Sandbox, billing: Billing) -> list[str]:
+    """Compare the local mirror field by field with the sandbox's objects; list what differs."""
+    from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
+
+    expected: list[tuple[type[Any], str, dict[str, Any]]] = []
+    for customer in sandbox.store.all("customer"):
+        method_id = customer["invoice_settings"]["default_payment_method"]
+        card = sandbox.get(method_id)["card"] if method_id else {}
+        expected.append((MirrorCustomer, customer["id"], {
+            "email": customer["email"], "name": customer["name"], "card_id": method_id,
+            "card_brand": card.get("brand"), "card_last4": card.get("last4"),
+            "card_exp_month": card.get("exp_month"), "card_exp_year": card.get("exp_year"),
+            "deleted": False}))
+    for sub in sandbox.store.all("subscription"):
+        item = sub["items"]["data"][0]
+        pause = sub["pause_collection"] or {}
+        discounts = [sandbox.get(d)["source"]["coupon"] for d in sub["discounts"]]
+        next_amount = None
+        if sub["status"] in ("active", "trialing", "past_due") and not (
+                sub["cancel_at_period_end"] or sub["cancel_at"]):
+            preview = await billing.gateway.upcoming_invoice(sub["customer"], sub["id"])
+            next_amount = preview.amount_due
+        expected.append((MirrorSubscription, sub["id"], {
+            "customer_id": sub["customer"], "status": sub["status"], "item_id": item["id"],
+            "price_id": item["price"]["id"], "unit_amount": item["price"]["unit_amount"],
+            "currency": item["price"]["currency"], "quantity": item["quantity"],
+            "interval": item["price"]["recurring"]["interval"],
+            "current_period_start": _at(item["current_period_start"]),
+            "current_period_end": _at(item["current_period_end"]),
+            "cancel_at_period_end": sub["cancel_at_period_end"], "cancel_at": _at(sub["cancel_at"]),
+            "canceled_at": _at(sub["canceled_at"]), "ended_at": _at(sub["ended_at"]),
+            "trial_end": _at(sub["trial_end"]), "pause_behavior": pause.get("behavior"),
+            "pause_resumes_at": _at(pause.get("resumes_at")), "schedule_id": sub["schedule"],
+            "discount_coupon": discounts[0] if discounts else None,
+            "card_id": sub["default_payment_method"], "latest_invoice_id": sub["latest_invoice"],
+            "next_amount": next_amount, "created": _at(sub["created"])}))
+    for invoice in sandbox.store.all("invoice"):
+        parent = (invoice.get("parent") or {}).get("subscription_details") or {}
+        expected.append((MirrorInvoice, invoice["id"], {
+            "customer_id": invoice["customer"], "subscription_id": parent.get("subscription"),
+            "number": invoice["number"], "status": invoice["status"],
+            "billing_reason": invoice["billing_reason"], "total": invoice["total"],
+            "amount_due": invoice["amount_due"], "amount_remaining": invoice["amount_remaining"],
+            "currency": invoice["currency"], "attempt_count": invoice["attempt_count"],
+            "next_payment_attempt": _at(invoice["next_payment_attempt"]),
+            "hosted_url": invoice["hosted_invoice_url"], "pdf_url": invoice["invoice_pdf"],
+            "created": _at(invoice["created"])}))
+    differences: list[str] = []
+    async with billing.db.session() as session:
+        for model, object_id, fields in expected:
+            row = await session.get(model, object_id)
+            if row is None:
+                differences.append(f"{object_id}: missing")
+                continue
+            differences += [f"{object_id}.{name}: mirror {getattr(row, name)!r} != {value!r}"
+                            for name, value in fields.items() if getattr(row, name) != value]
+        for model in (MirrorCustomer, MirrorSubscription, MirrorInvoice):
+            known = {object_id for kind, object_id, _ in expected if kind is model}
+            extra = set(await session.scalars(select(model.id))) - known
+            differences += [f"{object_id}: not in the sandbox" for object_id in sorted(extra)]
+    return differences
+
+
+async def busy_shop(sandbox: Sandbox, billing: Billing) -> dict[str, str]:
+    """Make customers in every state the mirror keeps; return their ids by what they show.
+
+    Through Stripe's API as Portier or the Dashboard would: a plain plan, a yearly plan set
+    to cancel, a declined renewal (past due), a downgrade scheduled for the period end, a
+    discount, paused collection, a card switched in the portal, a customer without a plan.
+    """
+    gateway, v1 = billing.gateway, billing.gateway.v1
+
+    def customer(plan: str | None, card: str = "pm_card_visa") -> tuple[str, str | None]:
+        made = sandbox.create_customer(email=f"{plan}@example.com", name="Ada",
+                                       payment_method=card)
+        sub = sandbox.subscribe(made["id"], plan, payment_method=card) if plan else None
+        return str(made["id"]), str(sub["id"]) if sub else None
+
+    if not sandbox.store.all("coupon", lambda c: c["id"] == "STAY25"):
+        await gateway.call(v1.coupons.create_async, {
+            "id": "STAY25", "percent_off": 25, "duration": "repeating",
+            "duration_in_months": 3, "name": "25% off for 3 months"})
+    ids: dict[str, str] = {}
+    ids["plain"], _ = customer("pro_monthly")
+    ids["ending"], sub = customer("basic_yearly", "pm_card_mastercard")
+    await gateway.call(v1.subscriptions.update_async, sub, {"cancel_at_period_end": True})
+    ids["scheduled"], scheduled = customer("pro_monthly")
+    ids["discounted"], sub = customer("pro_monthly")
+    await gateway.call(v1.subscriptions.update_async, sub, {"discounts": [{"coupon": "STAY25"}]})
+    ids["paused"], sub = customer("basic_monthly")
+    await gateway.call(v1.subscriptions.update_async, sub, {
+        "pause_collection": {"behavior": "void", "resumes_at": sandbox.now() + 40 * 86400}})
+    ids["switched"], _ = customer("pro_yearly")
+    ids["declined"], _ = customer("pro_monthly")
+    ids["none"], _ = customer(None)
+    for key in ("switched", "declined"):
+        card = "pm_card_mastercard" if key == "switched" else "pm_card_visa_chargeDeclined"
+        portal = await gateway.create_card_update(customer_id=ids[key], return_url="https://x.example",
+                                                  locale="en", key=f"test-card-{ids[key]}")
+        await asyncio.to_thread(sandbox.complete_portal, portal.id, card)
+    await asyncio.to_thread(sandbox.advance_time, 32 * 86400)  # renewals: one declines
+    await gateway.schedule_price(str(scheduled), key=f"test-schedule-{scheduled}",
+                                 price_id=billing.prices.by_key["basic_monthly"].id, quantity=1)
+    return ids

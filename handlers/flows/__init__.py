@@ -1,5 +1,17 @@
 """The customer conversations; importing this package registers them on the router."""
 
-from handlers.flows import card, forget, help, invoices, plan, start, subscribe
+from handlers.flows import (
+    cancel,
+    card,
+    change,
+    forget,
+    help,
+    invoices,
+    plan,
+    settings,
+    start,
+    subscribe,
+)
 
-__all__ = ["card", "forget", "help", "invoices", "plan", "start", "subscribe"]
+__all__ = ["cancel", "card", "change", "forget", "help", "invoices", "plan", "settings",
+           "start", "subscribe"]

@@ -12,13 +12,9 @@ from handlers.router import router
 @router.command("help", private=False)
 async def show_help(ctx: Ctx, _args: str) -> list[Reply]:
     """List the commands, and where to get human help."""
-    lines = [
-        "/start — " + ctx.t("Start and see your options"),
-        "/plan — " + ctx.t("Your plan, renewal and card"),
-        "/invoices — " + ctx.t("Your invoices"),
-        "/card — " + ctx.t("Update your card"),
-        "/forget — " + ctx.t("Forget this chat"),
-    ]
+    from handlers.portal import COMMANDS  # here: the portal imports every flow, this one too
+
+    lines = [f"/{name} — {ctx.t(text)}" for name, text in COMMANDS if name in router.commands]
     support = ctx.billing.catalog.business.support_url
     if support:
         lines.append("")

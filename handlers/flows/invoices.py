@@ -8,11 +8,13 @@ from billing.invoices import InvoiceLine, list_invoices, pay_invoice
 from billing.links import require_link
 from handlers import menus
 from handlers.context import Ctx
+from handlers.i18n import N_
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
 
 _ID = r"in_[A-Za-z0-9]{1,60}"
-STATUSES = {"paid": "Paid", "open": "Open", "void": "Void", "uncollectible": "Uncollectible"}
+STATUSES = {"paid": N_("Paid"), "open": N_("Open"), "void": N_("Void"),
+            "uncollectible": N_("Uncollectible")}
 
 
 def _line(ctx: Ctx, inv: InvoiceLine) -> str:

@@ -9,7 +9,7 @@ from billing.links import require_link
 from billing.subscriptions import Overview, get_overview
 from handlers import menus
 from handlers.context import Ctx
-from handlers.replies import Reply, rows
+from handlers.replies import Button, Reply, rows
 from handlers.router import router
 
 
@@ -43,6 +43,11 @@ def describe(ctx: Ctx, o: Overview) -> str:
                            month=o.card.exp_month, year=o.card.exp_year))
     else:
         lines.append(ctx.t("No card on file"))
+    if o.scheduled_plan_name and o.scheduled_at:
+        lines.append(ctx.t("Changes to {plan} on {date}", plan=o.scheduled_plan_name,
+                           date=ctx.day(o.scheduled_at)))
+    if o.discount_name:
+        lines.append(ctx.t("Discount applied: {name}", name=o.discount_name))
     if o.next_amount is not None and o.next_currency and o.current_period_end:
         lines.append(ctx.t("Next invoice: {amount} on {date}",
                            amount=ctx.money(o.next_amount, o.next_currency),
@@ -59,7 +64,25 @@ async def show_plan(ctx: Ctx, _args: str) -> list[Reply]:
     if overview is None:
         raise NoSubscription("none")
     return [Reply(describe(ctx, overview), title=overview.plan_name, private=True,
-                  buttons=rows(menus.update_card(ctx), menus.invoices(ctx)))]
+                  buttons=rows(*plan_buttons(ctx, overview)))]
+
+
+def plan_buttons(ctx: Ctx, o: Overview) -> list[Button]:
+    """Return My plan's buttons for the subscription's state."""
+    ending = o.ends_at is not None
+    buttons: list[Button] = []
+    if o.status == "paused":
+        buttons.append(Button(ctx.t("Resume now"), action=f"unpause:{o.subscription_id}"))
+    elif not ending:
+        buttons.append(menus.change_plan(ctx))
+    if o.schedule_id and o.scheduled_plan_name:
+        buttons.append(Button(ctx.t("Undo change"), action=f"chgundo:{o.schedule_id}"))
+    buttons += [menus.update_card(ctx), menus.invoices(ctx)]
+    if ending:
+        buttons.append(Button(ctx.t("Resume subscription"), action=f"resume:{o.subscription_id}"))
+    else:
+        buttons.append(menus.cancel(ctx))
+    return buttons
 
 
 @router.button("plan")

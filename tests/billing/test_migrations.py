@@ -21,7 +21,8 @@ from billing.migrate import alembic_config, upgrade
 from billing.models import Base
 
 TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_states",
-          "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices"}
+          "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices",
+          "unreachable_chats"}
 
 
 @pytest.fixture

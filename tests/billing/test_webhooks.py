@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import webhooks
 from billing.db import Database
 from billing.errors import StripeUnavailable, WebhookRejected
-from billing.models import Notice, StripeEvent
+from billing.models import Notice, StripeEvent, utcnow
 from billing.notices import enqueue
 from billing.services import Billing
 from billing.webhooks import MAX_BODY, process_one, process_pending, record, verify
@@ -31,10 +32,11 @@ def sign(body: bytes, secret: str = SECRET, at: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def event(event_id: str = "evt_1", type_: str = "portier.test", created: int = 1) -> dict[str, Any]:
-    """Build a minimal Stripe event."""
+def event(event_id: str = "evt_1", type_: str = "portier.test", created: int = 1,
+          obj: str = "obj_1") -> dict[str, Any]:
+    """Build a minimal Stripe event about one object."""
     return {"id": event_id, "object": "event", "type": type_, "created": created,
-            "api_version": "2026-10-28.endive", "data": {"object": {"id": "obj_1"}}}
+            "api_version": "2026-10-28.endive", "data": {"object": {"id": obj}}}
 
 
 def body(payload: dict[str, Any]) -> bytes:
@@ -217,15 +219,37 @@ async def test_an_event_without_handler_is_marked_processed(billing: Billing) ->
 
 async def test_a_failing_handler_leaves_the_event_for_retry(billing: Billing,
                                                             handled: list[str]) -> None:
-    """It records the attempt and error, undoes the handler's writes and retries later."""
+    """It records the attempt and error, undoes the handler's writes and retries after a wait."""
     await _record(billing.db, event(type_="portier.broken"))
     await process_pending(billing)
     row = await _row(billing.db, "evt_1")
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "unexpected error")
     assert await _count(billing.db, Notice) == 0
-    await process_pending(billing)
+    assert await process_pending(billing) == 0  # not yet: it waits for its backoff
+    assert handled == ["evt_1"]
+    await process_pending(billing, now=utcnow() + webhooks.backoff(1))
     assert handled == ["evt_1", "evt_1"]
     assert (await _row(billing.db, "evt_1")).attempts == 2
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    """It waits 30 s after the first failure, doubling each time, never more than an hour."""
+    assert [webhooks.backoff(n) for n in (1, 2, 3, 4)] == [
+        timedelta(seconds=s) for s in (30, 60, 120, 240)]
+    assert webhooks.backoff(20) == timedelta(hours=1)
+
+
+async def test_retries_wait_longer_each_time(billing: Billing, handled: list[str]) -> None:
+    """It retries the second time only after twice the first wait."""
+    await _record(billing.db, event(type_="portier.broken"))
+    start = utcnow()
+    await process_pending(billing, now=start)
+    await process_pending(billing, now=start + webhooks.backoff(1))
+    assert len(handled) == 2
+    await process_pending(billing, now=start + webhooks.backoff(1) * 2)  # 30 s after: too early
+    assert len(handled) == 2
+    await process_pending(billing, now=start + webhooks.backoff(1) + webhooks.backoff(2))
+    assert len(handled) == 3
 
 
 async def test_a_stripe_failure_is_named(billing: Billing, handled: list[str]) -> None:
@@ -239,17 +263,92 @@ async def test_a_stripe_failure_is_named(billing: Billing, handled: list[str]) -
 async def test_gives_up_after_five_attempts(billing: Billing, handled: list[str]) -> None:
     """It marks an event failed after five failed attempts and stops retrying it."""
     await _record(billing.db, event(type_="portier.broken"))
-    for _ in range(6):
-        await process_pending(billing)
+    for hour in range(7):
+        await process_pending(billing, now=utcnow() + timedelta(hours=hour))
     row = await _row(billing.db, "evt_1")
     assert (row.status, row.attempts) == ("failed", 5)
     assert len(handled) == 5
 
 
 async def test_a_failure_does_not_stop_the_others(billing: Billing, handled: list[str]) -> None:
-    """It goes on with the next event when one fails."""
-    await _record(billing.db, event("evt_bad", type_="portier.broken", created=1))
-    await _record(billing.db, event("evt_good", created=2))
+    """It goes on with events about other objects when one fails."""
+    await _record(billing.db, event("evt_bad", type_="portier.broken", created=1, obj="obj_1"))
+    await _record(billing.db, event("evt_good", created=2, obj="obj_2"))
     await process_pending(billing)
     assert (await _row(billing.db, "evt_good")).status == "processed"
     assert (await _row(billing.db, "evt_bad")).status == "pending"
+
+
+async def test_a_failed_event_holds_back_later_events_of_its_object(
+        billing: Billing, handled: list[str]) -> None:
+    """It processes one object's events in order: a later one waits for the earlier's retry."""
+    await _record(billing.db, event("evt_bad", type_="portier.broken", obj="sub_1"))
+    await _record(billing.db, event("evt_next", obj="sub_1"))
+    await _record(billing.db, event("evt_other", obj="sub_2"))
+    await process_pending(billing)
+    assert handled == ["evt_bad", "evt_other"]
+    assert (await _row(billing.db, "evt_next")).status == "pending"
+    webhooks._registry["portier.broken"] = webhooks._registry["portier.test"]  # fixed
+    await process_pending(billing, now=utcnow() + webhooks.backoff(1))
+    assert handled == ["evt_bad", "evt_other", "evt_bad", "evt_next"]
+
+
+async def test_leading_handlers_run_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It runs handlers registered with first=True before the others, whatever their order."""
+    monkeypatch.setattr(webhooks, "_registry", {})
+    monkeypatch.setattr(webhooks, "_leading", {})
+
+    async def a(*_: Any) -> None: ...
+    async def b(*_: Any) -> None: ...
+    async def c(*_: Any) -> None: ...
+
+    webhooks.on("x.y")(a)
+    webhooks.on("x.y", first=True)(b)
+    webhooks.on("x.y", first=True)(c)
+    assert webhooks._registry["x.y"] == [b, c, a]
+
+
+async def test_two_processors_handle_each_event_once(billing: Billing, database_url: str,
+                                                     handled: list[str]) -> None:
+    """It processes every event once when two processors (replicas) run at the same time."""
+    for n in range(20):
+        await _record(billing.db, event(f"evt_{n}", created=n, obj=f"obj_{n % 4}"))
+    # On PostgreSQL a second replica has its own engine and claims with SKIP LOCKED; SQLite
+    # serves one process, whose processors share the database object and its lock.
+    other_db = Database(database_url) if database_url.startswith("postgresql") else billing.db
+    other = Billing(db=other_db, gateway=billing.gateway, catalog=billing.catalog,
+                    prices=billing.prices, link_secret=billing.link_secret,
+                    public_url=billing.public_url)
+    try:
+        await asyncio.gather(*(process_pending(b) for b in (billing, other, billing, other)))
+        while await process_pending(billing):
+            pass
+    finally:
+        if other_db is not billing.db:
+            await other_db.close()
+    assert sorted(handled) == sorted(f"evt_{n}" for n in range(20))
+    for n in range(4):  # each object's events in arrival order
+        assert [e for e in handled if int(e[4:]) % 4 == n] == [f"evt_{k}" for k in range(n, 20, 4)]
+
+
+async def test_group_commit_stores_simultaneous_deliveries_once(db: Database) -> None:
+    """It stores a burst of deliveries in shared transactions, each event once, in order."""
+    intake = webhooks.Intake(db)
+    events = [event(f"evt_{n}", created=n) for n in range(30)]
+    outcomes = await asyncio.gather(*(intake.store(e) for e in events + events[:5]))
+    assert outcomes == [True] * 30 + [False] * 5
+    assert await _count(db, StripeEvent) == 30
+    async with db.session() as session:
+        order = list(await session.scalars(select(StripeEvent.id).order_by(
+            StripeEvent.received_at)))
+    assert order == [e["id"] for e in events]
+
+
+async def test_record_many_flags_repeats_within_a_batch(db: Database) -> None:
+    """It treats a second copy in the same batch, and a stored event, as duplicates."""
+    await _record(db, event("evt_old"))
+    async with db.session() as session:
+        outcomes = await webhooks.record_many(session, [event("evt_a"), event("evt_old"),
+                                                        event("evt_a"), event("evt_b")])
+    assert outcomes == [True, False, False, True]
+    assert await _count(db, StripeEvent) == 3

@@ -1,0 +1,263 @@
+"""Stripe events that push a notice into the customer's chats (SPEC §7).
+
+Each handler runs in the transaction that processes the event, after the local mirror's
+handlers (registered with `first=True`; billing.mirror_events is also imported before the
+handlers below are registered), so the notice is written together with the state change.
+Objects are re-read from Stripe: a notice goes out only when the current state still says
+what the event said (events arrive late, twice and out of order).
+
+Events caused by Portier's own requests (idempotency keys `portier-…`) notify nobody: the
+chat that acted was answered directly. Everything else (renewals, retries, changes made in
+the dashboard or another app) is announced to every chat linked to the customer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.notices import notify
+from billing.services import Billing
+from billing.webhooks import on
+
+try:  # the mirror's handlers first (they also register with first=True)
+    importlib.import_module("billing.mirror_events")
+except ModuleNotFoundError as missing:  # not landed yet: nothing to order
+    if missing.name != "billing.mirror_events":
+        raise
+
+Event = dict[str, Any]
+OUR_KEYS = "portier-"  # billing.gateway.idempotency_key's prefix
+
+
+def _ours(event: Event) -> bool:
+    key = (event.get("request") or {}).get("idempotency_key") or ""
+    return str(key).startswith(OUR_KEYS)
+
+
+def _object(event: Event) -> dict[str, Any]:
+    obj: dict[str, Any] = event["data"]["object"]
+    return obj
+
+
+def _id(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value["id"]) if isinstance(value, dict) else str(getattr(value, "id", ""))
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return data
+
+
+async def _send(billing: Billing, session: AsyncSession, customer: str | None, kind: str,
+                key: str, params: dict[str, Any], *, only_reminded: bool = False) -> None:
+    if customer:
+        await notify(session, customer_id=customer, kind=kind, key=key, params=params,
+                     quiet_hours=billing.catalog.quiet_hours, only_reminded=only_reminded)
+
+
+# -- invoices ------------------------------------------------------------------------------
+
+def decline_code(invoice: dict[str, Any]) -> str | None:
+    """Return why the invoice's last payment failed, where Stripe's objects say it."""
+    for payment in ((invoice.get("payments") or {}).get("data") or [])[:1]:
+        intent = (payment.get("payment") or {}).get("payment_intent")
+        error = intent.get("last_payment_error") if isinstance(intent, dict) else None
+        if error:
+            return str(error.get("decline_code") or error.get("code") or "") or None
+    error = invoice.get("last_finalization_error") or {}
+    return str(error.get("code") or "") or None
+
+
+def _invoice_params(invoice: dict[str, Any]) -> dict[str, Any]:
+    return {"invoice": invoice["id"], "number": invoice.get("number"),
+            "amount": int(invoice.get("amount_remaining") or invoice.get("amount_due") or 0),
+            "total": int(invoice.get("total") or 0), "currency": invoice["currency"],
+            "hosted_url": invoice.get("hosted_invoice_url")}
+
+
+@on("invoice.payment_failed")
+async def payment_failed(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Tell the customer a payment failed: amount, reason, next retry; Update card, Pay now."""
+    seen = _object(event)
+    if _ours(event):
+        return  # a Pay now or an upgrade in the chat: the chat already said "declined"
+    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    attempt = int(seen.get("attempt_count") or 0)
+    if invoice.get("status") != "open" or int(invoice.get("attempt_count") or 0) != attempt:
+        return  # paid, voided or tried again since: a later event speaks for it
+    params = _invoice_params(invoice) | {
+        "reason": decline_code(invoice) or decline_code(seen) or "card_declined",
+        "next_retry": invoice.get("next_payment_attempt")}
+    await _send(billing, session, _id(invoice.get("customer")), "payment_failed",
+                f"payment_failed:{invoice['id']}:{attempt}", params)
+
+
+@on("invoice.payment_action_required")
+async def action_required(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Ask the customer to confirm a payment on the hosted invoice page."""
+    seen = _object(event)
+    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    if invoice.get("status") != "open" or not invoice.get("hosted_invoice_url"):
+        return
+    attempt = int(seen.get("attempt_count") or 0)
+    await _send(billing, session, _id(invoice.get("customer")), "action_required",
+                f"action_required:{invoice['id']}:{attempt}", _invoice_params(invoice))
+
+
+@on("invoice.paid")
+async def payment_received(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Confirm a payment that follows a failure, or every renewal when the catalog says so."""
+    seen = _object(event)
+    if _ours(event):
+        return  # paid with Pay now: the chat answered "Paid"
+    after_failure = int(seen.get("attempt_count") or 0) > 1
+    renewal = (seen.get("billing_reason") == "subscription_cycle"
+               and billing.catalog.renewal_receipts and int(seen.get("amount_paid") or 0) > 0)
+    if not (after_failure or renewal):
+        return
+    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    if invoice.get("status") != "paid":
+        return
+    params = _invoice_params(invoice) | {"amount": int(invoice.get("amount_paid") or 0),
+                                         "after_failure": after_failure}
+    await _send(billing, session, _id(invoice.get("customer")), "payment_received",
+                f"payment_received:{invoice['id']}:paid", params)
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+def _price(sub: dict[str, Any]) -> dict[str, Any]:
+    items = (sub.get("items") or {}).get("data") or [{}]
+    price: dict[str, Any] = items[0].get("price") or {}
+    return price
+
+
+def _item(sub: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = ((sub.get("items") or {}).get("data") or [{}])[0]
+    return item
+
+
+def _sub_params(billing: Billing, sub: dict[str, Any]) -> dict[str, Any]:
+    price = _price(sub)
+    known = billing.prices.by_id(str(price.get("id")))
+    plan = next((p.name for p in billing.catalog.plans
+                 if known is not None and known.lookup_key in p.prices), None)
+    product = price.get("product")
+    recurring = price.get("recurring") or {}
+    return {"subscription": sub["id"],
+            "plan": plan or (product.get("name") if isinstance(product, dict) else None)
+            or (known.product_name if known else None) or price.get("id"),
+            "amount": int(price.get("unit_amount") or 0) * int(_item(sub).get("quantity") or 1),
+            "currency": price.get("currency") or "eur",
+            "interval": recurring.get("interval") or "month",
+            "interval_count": int(recurring.get("interval_count") or 1),
+            "period_end": _item(sub).get("current_period_end")}
+
+
+def _canceling(sub: dict[str, Any]) -> bool:
+    return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
+
+
+def changes(previous: dict[str, Any], seen: dict[str, Any]) -> list[str]:
+    """Name what a customer.subscription.updated event changed, from previous_attributes."""
+    found: list[str] = []
+    if "items" in previous:
+        before = (((previous["items"] or {}).get("data") or [{}])[0].get("price") or {})
+        if before.get("id") and before.get("id") != _price(seen).get("id"):
+            found.append("plan_changed")
+    if "cancel_at_period_end" in previous or "cancel_at" in previous:
+        was = {"cancel_at_period_end": seen.get("cancel_at_period_end"),
+               "cancel_at": seen.get("cancel_at")} | {
+            k: previous[k] for k in ("cancel_at_period_end", "cancel_at") if k in previous}
+        if _canceling(seen) and not _canceling(was):
+            found.append("canceled")
+        elif not _canceling(seen) and _canceling(was):
+            found.append("resumed")
+    if "pause_collection" in previous:
+        if seen.get("pause_collection") and not previous["pause_collection"]:
+            found.append("paused")
+        elif not seen.get("pause_collection") and previous["pause_collection"]:
+            found.append("resumed")
+    return found
+
+
+def _confirmed(kind: str, seen: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Return whether the subscription as Stripe has it now still shows the change."""
+    if now.get("status") in ("canceled", "incomplete_expired"):
+        return False  # it ended meanwhile: the "ended" notice says what matters
+    if kind == "plan_changed":
+        return _price(now).get("id") == _price(seen).get("id")
+    if kind == "canceled":
+        return _canceling(now)
+    if kind == "paused":
+        return bool(now.get("pause_collection")) or now.get("status") == "paused"
+    return not _canceling(now) and not now.get("pause_collection") and now.get(
+        "status") != "paused"
+
+
+@on("customer.subscription.updated")
+async def subscription_changed(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Announce a plan change, a scheduled cancel, a pause or a resume, wherever it was made."""
+    if _ours(event):
+        return  # made in the chat, which confirmed it
+    seen = _object(event)
+    found = changes(event["data"].get("previous_attributes") or {}, seen)
+    if not found:
+        return
+    now = _plain(await billing.gateway.subscription(seen["id"]))
+    for kind in found:
+        if _confirmed(kind, seen, now):
+            params = _sub_params(billing, now) | {
+                "ends_at": now.get("cancel_at") or (
+                    _item(now).get("current_period_end") if now.get("cancel_at_period_end")
+                    else None),
+                "resumes_at": (now.get("pause_collection") or {}).get("resumes_at")}
+            await _send(billing, session, _id(now.get("customer")), kind,
+                        f"{kind}:{now['id']}:{event['id']}", params)
+
+
+@on("customer.subscription.paused")
+@on("customer.subscription.resumed")
+async def subscription_paused(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Announce a subscription paused or resumed by status (a trial ended without a card)."""
+    kind = "paused" if event["type"].endswith(".paused") else "resumed"
+    if _ours(event):
+        return
+    seen = _object(event)
+    now = _plain(await billing.gateway.subscription(seen["id"]))
+    if (now.get("status") == "paused") != (kind == "paused"):
+        return
+    await _send(billing, session, _id(now.get("customer")), kind,
+                f"{kind}:{now['id']}:{event['id']}", _sub_params(billing, now))
+
+
+@on("customer.subscription.deleted")
+async def subscription_ended(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Announce that a subscription has ended (canceled, or after failed payments)."""
+    if _ours(event):
+        return
+    seen = _object(event)
+    now = _plain(await billing.gateway.subscription(seen["id"]))
+    if now.get("status") != "canceled":
+        return
+    reason = (now.get("cancellation_details") or {}).get("reason")
+    await _send(billing, session, _id(now.get("customer")), "ended",
+                f"ended:{now['id']}:{now.get('ended_at') or event['id']}",
+                _sub_params(billing, now) | {"reason": reason, "ended_at": now.get("ended_at")})
+
+
+@on("customer.subscription.trial_will_end")
+async def trial_ending(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Tell the customer their trial ends soon and what it will cost after."""
+    seen = _object(event)
+    now = _plain(await billing.gateway.subscription(seen["id"]))
+    if now.get("status") != "trialing" or not now.get("trial_end"):
+        return
+    await _send(billing, session, _id(now.get("customer")), "trial_ending",
+                f"trial_ending:{now['id']}:{now['trial_end']}",
+                _sub_params(billing, now) | {"trial_end": now["trial_end"]})

@@ -1,0 +1,156 @@
+"""Scheduled scans of the local mirror: renewal reminders and expiring cards (SPEC §7).
+
+Renewal reminders: for each of `[notices] renewal_days` (say 7 and 1) a subscription is due
+when its renewal comes within that many days, and still more than the next smaller offset
+away (a subscription 5 days before renewal gets the 7-day reminder; one 12 hours before, the
+1-day one). Each scan looks only at subscriptions that crossed an offset within the last
+`lookback` (a range on the indexed `current_period_end`), so a scan over a million mirrored
+subscriptions touches only the few thousand that became due; dedupe keys
+`renewal_reminder:<subscription>:<period end>:<days>d` make a second scan add nothing. A
+subscription that crossed an offset longer than `lookback` ago (Portier down for longer, or
+the mirror learnt of it late) gets the next smaller reminder only.
+
+Expiring cards: a card expires when its expiry month ends; it is announced once, from
+`card_expiry_days` before, to customers with a live subscription.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.catalog import Catalog, PriceBook
+from billing.db import Database
+from billing.mirror_models import MirrorCustomer, MirrorSubscription
+from billing.models import ChatLink, Preference, utcnow
+from billing.notices import add_many, recipient_key, send_time
+
+LOOKBACK = timedelta(days=1)
+CARD_LIVE = ("active", "trialing", "past_due")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one scan found and how many notices it added."""
+
+    due: int
+    added: int
+
+
+def offsets(days: Sequence[int]) -> list[tuple[int, int]]:
+    """Pair each reminder offset with the next smaller one: [7, 1] → [(7, 1), (1, 0)]."""
+    ordered = sorted(set(days), reverse=True)
+    return list(zip(ordered, [*ordered[1:], 0], strict=True))
+
+
+def _plan_names(catalog: Catalog, prices: PriceBook | None) -> dict[str, str]:
+    if prices is None:
+        return {}
+    names: dict[str, str] = {}
+    for plan in catalog.plans:
+        for key in plan.prices:
+            price = prices.by_key.get(key)
+            if price is not None:
+                names[price.id] = plan.name
+    return names
+
+
+def _recipients() -> Any:
+    return (ChatLink.channel, ChatLink.user_id, ChatLink.chat_id, Preference.timezone)
+
+
+def _prefs_join() -> Any:
+    return and_(Preference.channel == ChatLink.channel, Preference.user_id == ChatLink.user_id)
+
+
+async def _renewals_due(session: AsyncSession, low: datetime, high: datetime) -> list[Any]:
+    sub = MirrorSubscription
+    return list((await session.execute(
+        select(sub.id, sub.current_period_end, sub.price_id, sub.product_name, sub.unit_amount,
+               sub.quantity, sub.next_amount, sub.currency, sub.interval, sub.interval_count,
+               *_recipients())
+        .join(ChatLink, ChatLink.customer_id == sub.customer_id)
+        .outerjoin(Preference, _prefs_join())
+        .where(sub.current_period_end > low, sub.current_period_end <= high,
+               sub.status == "active", sub.cancel_at_period_end == false(),
+               or_(sub.cancel_at.is_(None), sub.cancel_at > sub.current_period_end),
+               sub.pause_behavior.is_(None),
+               or_(Preference.reminders.is_(None), Preference.reminders.is_(True))))).all())
+
+
+async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None = None, *,
+                        now: datetime | None = None, lookback: timedelta = LOOKBACK) -> Scan:
+    """Queue the renewal reminders that became due; return how many were due and new."""
+    now = now or utcnow()
+    names = _plan_names(catalog, prices)
+    rows: list[dict[str, Any]] = []
+    async with db.session() as session:
+        for days, smaller in offsets(catalog.renewal_days):
+            low = max(now + timedelta(days=smaller), now + timedelta(days=days) - lookback)
+            for (sub_id, end, price_id, product, unit, quantity, upcoming, currency, interval,
+                 count, channel, user_id, chat_id, zone) in await _renewals_due(
+                     session, low, now + timedelta(days=days)):
+                renews = int(end.timestamp())
+                key = f"renewal_reminder:{sub_id}:{renews}:{days}d"
+                rows.append({
+                    "dedupe_key": recipient_key(key, channel, user_id), "channel": channel,
+                    "user_id": user_id, "chat_id": chat_id, "kind": "renewal_reminder",
+                    "send_after": send_time("renewal_reminder", catalog.quiet_hours, zone, now),
+                    "params": {"subscription": sub_id, "renews": renews, "days": days,
+                               "plan": names.get(price_id) or product or price_id,
+                               "amount": upcoming if upcoming is not None else unit * quantity,
+                               "currency": currency, "interval": interval,
+                               "interval_count": count}})
+        added = await add_many(session, rows)
+    return Scan(due=len(rows), added=added)
+
+
+def expiring_months(now: datetime, days: int) -> list[tuple[int, int]]:
+    """Return the (year, month) of cards that expire after `now` and within `days`."""
+    months: list[tuple[int, int]] = []
+    year, month = now.year, now.month
+    horizon = now + timedelta(days=days)
+    while True:
+        ends = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)  # first moment after
+        if ends > horizon:
+            return months
+        if ends > now:
+            months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = None) -> Scan:
+    """Queue a notice for each card that expires within `card_expiry_days`."""
+    now = now or utcnow()
+    months = expiring_months(now, catalog.card_expiry_days)
+    if not months:
+        return Scan(due=0, added=0)
+    cust = MirrorCustomer
+    live = exists().where(MirrorSubscription.customer_id == cust.id,
+                          MirrorSubscription.status.in_(CARD_LIVE))
+    rows: list[dict[str, Any]] = []
+    async with db.session() as session:
+        found = (await session.execute(
+            select(cust.id, cust.card_id, cust.card_brand, cust.card_last4, cust.card_exp_month,
+                   cust.card_exp_year, *_recipients())
+            .join(ChatLink, ChatLink.customer_id == cust.id)
+            .outerjoin(Preference, _prefs_join())
+            .where(cust.deleted == false(), live,
+                   or_(*(and_(cust.card_exp_year == y, cust.card_exp_month == m)
+                         for y, m in months))))).all()
+        for (customer, card, brand, last4, month, year, channel, user_id, chat_id,
+             zone) in found:
+            key = f"card_expiring:{card or customer}:{year}-{month:02d}"
+            rows.append({
+                "dedupe_key": recipient_key(key, channel, user_id), "channel": channel,
+                "user_id": user_id, "chat_id": chat_id, "kind": "card_expiring",
+                "send_after": send_time("card_expiring", catalog.quiet_hours, zone, now),
+                "params": {"customer": customer, "brand": brand, "last4": last4,
+                           "exp_month": month, "exp_year": year}})
+        added = await add_many(session, rows)
+    return Scan(due=len(rows), added=added)

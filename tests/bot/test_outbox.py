@@ -1,0 +1,221 @@
+"""The outbox sender against the fake Telegram: pacing, 429, 403, 5xx, and kills mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from billing.models import Notice, UnreachableChat, utcnow
+from billing.notices import enqueue
+from bot.outbox import Outbox
+from bot.pacing import Pace
+from handlers.replies import Reply
+from tests.fakes.telegram_objects import FakeUser
+from tests.world import World, make_world
+
+PARAMS = {"plan": "Pro", "amount": 2900, "currency": "eur", "interval": "month"}
+RETRY_AFTER_WARNING = pytest.mark.filterwarnings(
+    "ignore::telegram.warnings.PTBDeprecationWarning")  # PTB 22 warns building RetryAfter
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    """A running Portier whose outbox sends 100 messages a second."""
+    async with make_world(database_url, tmp_path, send_rate=100) as w:
+        yield w
+
+
+def _outbox(world: World) -> Outbox:
+    assert world.service.outbox is not None
+    return world.service.outbox
+
+
+async def _queue(world: World, chat: FakeUser, key: str) -> None:
+    billing = world.service.runtime.billing
+    async with billing.db.session() as session:
+        await enqueue(session, dedupe_key=key, channel="telegram", user_id=str(chat.id),
+                      chat_id=str(chat.id), kind="plan_changed", params=PARAMS)
+    _outbox(world).kick()
+
+
+async def _rows(world: World) -> list[Notice]:
+    async with world.service.runtime.billing.db.session() as session:
+        return list(await session.scalars(select(Notice).order_by(Notice.id)))
+
+
+async def _sends(world: World, chat: FakeUser) -> list[int]:
+    return [c.status for c in world.telegram.call_log
+            if c.method == "sendMessage" and str(c.params.get("chat_id")) == str(chat.id)]
+
+
+async def test_sends_a_due_notice_once(world: World) -> None:
+    """A due notice reaches its chat once and is recorded as sent."""
+    user = world.user()
+    await _queue(world, user, "plan_changed:sub_1:evt_1")
+    message = await world.telegram.next_message(user)
+    assert (message.text or "").startswith("Plan changed")
+    await _outbox(world).idle()
+    [row] = await _rows(world)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    await world.telegram.assert_no_message(user, within=0.5)
+
+
+async def test_one_message_a_second_per_chat(world: World) -> None:
+    """Three notices for one chat go out at least a second apart."""
+    user = world.user()
+    for n in range(3):
+        await _queue(world, user, f"plan_changed:sub_1:evt_{n}")
+    times = [(await world.telegram.next_message(user, timeout=6)).at for _ in range(3)]
+    assert times[1] - times[0] >= 0.95 and times[2] - times[1] >= 0.95
+
+
+@RETRY_AFTER_WARNING
+async def test_429_is_retried_after_retry_after(world: World) -> None:
+    """Telegram's 429 is honoured: the message goes again after retry_after, once."""
+    user = world.user()
+    world.telegram.fail_next("sendMessage", 429, retry_after=1, chat_id=user)
+    await _queue(world, user, "plan_changed:sub_1:evt_1")
+    await world.telegram.next_message(user, timeout=6)
+    first, second = [c for c in world.telegram.call_log if c.method == "sendMessage"]
+    assert (first.status, second.status) == (429, 200) and second.at - first.at >= 1
+
+
+@RETRY_AFTER_WARNING
+async def test_429_beyond_the_limiters_retries_waits_as_pending(world: World) -> None:
+    """A 429 that outlasts PTB's retries puts the notice back, due after retry_after."""
+    user = world.user()
+    world.telegram.fail_next("sendMessage", 429, retry_after=1, chat_id=user, times=3)
+    await _queue(world, user, "plan_changed:sub_1:evt_1")
+    await world.telegram.next_message(user, timeout=10)
+    assert await _sends(world, user) == [429, 429, 429, 200]
+    await _outbox(world).idle()
+    [row] = await _rows(world)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_403_marks_the_chat_unreachable(world: World) -> None:
+    """A chat that blocked the bot is marked unreachable and gets nothing more."""
+    blocked, other = world.user(), world.user()
+    world.telegram.fail_next("sendMessage", 403, chat_id=blocked)
+    await _queue(world, blocked, "plan_changed:sub_1:evt_1")
+    await _queue(world, other, "plan_changed:sub_2:evt_1")
+    await world.telegram.next_message(other)
+    await _outbox(world).idle()
+    await _queue(world, blocked, "plan_changed:sub_1:evt_2")
+    await _outbox(world).idle()
+    rows = await _rows(world)
+    assert [r.status for r in rows] == ["unreachable", "sent", "unreachable"]
+    assert await _sends(world, blocked) == [403]
+    async with world.service.runtime.billing.db.session() as session:
+        assert await session.get(UnreachableChat, ("telegram", str(blocked.id))) is not None
+
+
+async def test_server_errors_are_retried_with_backoff(world: World) -> None:
+    """A 500 is retried after a backoff; the message arrives once."""
+    user = world.user()
+    world.telegram.fail_next("sendMessage", 500, chat_id=user)
+    await _queue(world, user, "plan_changed:sub_1:evt_1")
+    await world.telegram.next_message(user, timeout=10)
+    assert await _sends(world, user) == [500, 200]
+    await _outbox(world).idle()
+    [row] = await _rows(world)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_kill_between_claim_and_send_loses_and_repeats_nothing(world: World) -> None:
+    """Claimed notices not yet handed to Telegram go back to pending and are sent once."""
+    outbox = _outbox(world)
+    users = [world.user() for _ in range(3)]
+    gate, reached = asyncio.Event(), asyncio.Event()
+    render = outbox.render
+
+    async def slow_render(notice: Any) -> Reply:
+        reached.set()
+        await gate.wait()
+        return await render(notice)
+
+    outbox.render = slow_render  # type: ignore[method-assign]
+    for n, user in enumerate(users):
+        await _queue(world, user, f"plan_changed:sub_{n}:evt_1")
+    await asyncio.wait_for(reached.wait(), 5)
+    assert "sending" in {r.status for r in await _rows(world)}  # claimed, not yet sent
+    assert outbox._task is not None
+    outbox._task.cancel()  # the kill
+    await asyncio.gather(outbox._task, return_exceptions=True)
+    assert {r.status for r in await _rows(world)} == {"pending"}
+    outbox.render = render  # type: ignore[method-assign]
+    await outbox.stop()
+    await outbox.start()
+    for user in users:
+        await world.telegram.next_message(user)
+    await outbox.idle()
+    assert [r.status for r in await _rows(world)] == ["sent"] * 3
+    for user in users:
+        assert await _sends(world, user) == [200]
+
+
+async def test_a_kill_after_handing_over_leaves_the_outcome_unknown(world: World) -> None:
+    """A notice handed to the channel whose answer never came is marked unknown, not resent."""
+    outbox = _outbox(world)
+    user = world.user()
+    handed = asyncio.Event()
+    send = outbox.senders["telegram"]
+
+    async def hang(chat_id: str, reply: Reply) -> None:
+        handed.set()
+        await asyncio.Event().wait()
+
+    outbox.senders["telegram"] = hang
+    await _queue(world, user, "plan_changed:sub_1:evt_1")
+    await asyncio.wait_for(handed.wait(), 5)
+    assert outbox._task is not None
+    outbox._task.cancel()
+    await asyncio.gather(outbox._task, return_exceptions=True)
+    outbox.senders["telegram"] = send
+    await outbox.stop()
+    await outbox.start(recover_all=True)
+    await outbox.idle()
+    [row] = await _rows(world)
+    assert row.status == "unknown" and await _sends(world, user) == []
+
+
+async def test_recovers_sends_abandoned_by_a_dead_sender(world: World) -> None:
+    """A notice left `sending` past the lease is marked unknown; a fresh claim is left."""
+    await _outbox(world).stop()
+    billing = world.service.runtime.billing
+    async with billing.db.session() as session:
+        for n, age in enumerate((timedelta(hours=1), timedelta(seconds=1))):
+            session.add(Notice(dedupe_key=f"k{n}", channel="telegram", user_id="1",
+                               chat_id="1", kind="plan_changed", params=PARAMS,
+                               status="sending", claimed_at=utcnow() - age))
+    assert await _outbox(world).recover() == 1
+    assert [r.status for r in await _rows(world)] == ["unknown", "sending"]
+
+
+def test_pace_spaces_messages_globally() -> None:
+    """Global slots are 1/rate apart on a fixed schedule, late sends catching up briefly."""
+    pace = Pace(100)
+    assert pace.slot(10.0) == 0.0
+    assert pace.slot(10.0) == pytest.approx(0.01)
+    assert pace.slot(10.0) == pytest.approx(0.02)
+    assert pace.slot(10.5) == 0.0  # idle for a while: no burst credit beyond catch_up
+    pace.pause(20.0)
+    assert pace.slot(11.0) == pytest.approx(9.0)
+
+
+def test_pace_limits_chats_and_groups() -> None:
+    """One message a second per chat, 20 a minute per group."""
+    pace = Pace(1000)
+    pace.sent("7", 0.0)
+    assert not pace.ready("7", 0.5) and pace.ready("7", 1.0) and pace.busy(0.5) == {"7"}
+    for n in range(20):
+        assert pace.ready("-100", n * 1.0)
+        pace.sent("-100", n * 1.0)
+    assert not pace.ready("-100", 30.0) and "-100" in pace.busy(30.0)
+    assert pace.ready("-100", 60.0)

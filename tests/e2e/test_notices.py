@@ -1,0 +1,126 @@
+"""Notices pushed into the chat by renewals, failed payments and changes made elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from billing.models import Notice, utcnow
+from tests.world import World
+
+MONTH = 31 * 86400
+
+
+def _labels(message: Any) -> list[str]:
+    return [b["text"] for row in message.keyboard for b in row]
+
+
+def _subscription(world: World, customer: str) -> dict[str, Any]:
+    subs = world.sandbox.store.all("subscription", lambda s: s["customer"] == customer)
+    return world.sandbox.get(subs[0]["id"])
+
+
+async def test_a_successful_renewal_sends_no_failure(world: World) -> None:
+    """A renewal that succeeds says nothing, unless renewal receipts are on."""
+    user, _ = await world.linked_user()
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    await world.telegram.assert_no_message(user, within=0.5)
+    billing = world.service.runtime.billing
+    billing.catalog = replace(billing.catalog, renewal_receipts=True)
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    receipt = await world.telegram.next_message(user)
+    assert (receipt.text or "").startswith("Payment received")
+    assert "We received your payment of €29.00" in (receipt.text or "")
+    assert any(label.startswith("Invoice") for label in _labels(receipt))
+
+
+async def test_a_failed_renewal_is_recovered_from_the_notice(world: World) -> None:
+    """The failure notice says amount, reason and retry; its buttons update the card and pay."""
+    user, customer = await world.linked_user()
+    await world.switch_card(customer["id"], "pm_card_visa_chargeDeclined")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    text = notice.text or ""
+    assert text.startswith("Payment failed") and "We could not charge €29.00" in text
+    assert "The card was declined." in text and "We will try again on" in text
+    assert _labels(notice) == ["Update card", "Pay €29.00 now"]
+    card = await world.press(user, notice, "Update card")
+    assert not isinstance(card, str)
+    url = await world.press(user, card, "Open the secure page")
+    assert isinstance(url, str)
+    await world.follow(url, payment_method="pm_card_visa")
+    paid = await world.press(user, notice, "Pay €29.00 now")
+    assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
+    await world.settle()
+    await world.telegram.assert_no_message(user, within=0.5)  # answered: no second notice
+    assert "Status: Active" in ((await world.say(user, "/plan")).text or "")
+
+
+async def test_duplicated_shuffled_webhooks_notify_once(world: World) -> None:
+    """Every event delivered three times, shuffled: still exactly one failure notice."""
+    user, customer = await world.linked_user()
+    await world.switch_card(customer["id"], "pm_card_visa_chargeDeclined")
+    world.sandbox.webhook_mode(duplicate=2, shuffle=True, seed=3)
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    assert (notice.text or "").startswith("Payment failed")
+    await world.settle()
+    await world.telegram.assert_no_message(user, within=0.5)
+
+
+async def test_a_payment_needing_authentication_links_the_invoice(world: World) -> None:
+    """A bank asking for authentication gets a notice with the hosted invoice page."""
+    user, customer = await world.linked_user()
+    await world.switch_card(customer["id"], "pm_card_authenticationRequired")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    messages = [await world.telegram.next_message(user) for _ in range(2)]
+    action = next(m for m in messages if (m.text or "").startswith("Please confirm"))
+    url = await world.press(user, action, "Complete payment")
+    assert isinstance(url, str) and "/pay/invoice/in_" in url
+    assert any((m.text or "").startswith("Payment failed") for m in messages)
+
+
+async def test_a_cancel_made_elsewhere_is_announced(world: World) -> None:
+    """A cancel made in Stripe's dashboard reaches the chat with the end date."""
+    user, customer = await world.linked_user()
+    sub = _subscription(world, customer["id"])
+    await world.service.runtime.billing.gateway.update_subscription(
+        sub["id"], {"cancel_at_period_end": True}, key="dashboard-cancel")
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    assert (notice.text or "").startswith("Subscription canceled")
+    assert "ends on" in (notice.text or "") and _labels(notice) == ["My plan"]
+
+
+async def test_quiet_hours_defer_all_but_payment_failures(world: World) -> None:
+    """During quiet hours a plan change waits; a payment failure goes out at once."""
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    billing = world.service.runtime.billing
+    billing.catalog = replace(billing.catalog,
+                              quiet_hours=f"{start:%H:%M}-{end:%H:%M}")
+    user, customer = await world.linked_user()
+    sub = _subscription(world, customer["id"])
+    await billing.gateway.update_subscription(
+        sub["id"], {"cancel_at_period_end": True}, key="dashboard-cancel")
+    await world.settle()
+    await world.telegram.assert_no_message(user, within=0.5)
+    async with billing.db.session() as session:
+        [waiting] = await session.scalars(select(Notice).where(Notice.kind == "canceled"))
+    assert waiting.status == "pending" and waiting.send_after > utcnow() + timedelta(minutes=30)
+    await billing.gateway.update_subscription(
+        sub["id"], {"cancel_at_period_end": False}, key="dashboard-undo")
+    await world.switch_card(customer["id"], "pm_card_visa_chargeDeclined")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    assert (notice.text or "").startswith("Payment failed")
+    await world.telegram.assert_no_message(user, within=0.3)
