@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import queue
+import socket
 import random
 import threading
 import time
@@ -103,7 +104,10 @@ class WebhookSender:
             self._thread.start()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10.0) as client:
+        # No Nagle wait between headers and body: without it each delivery idles ~40 ms.
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        transport = httpx.HTTPTransport(socket_options=nodelay)
+        with httpx.Client(timeout=10.0, transport=transport) as client:
             while True:
                 item = self._queue.get()
                 if item is None:
