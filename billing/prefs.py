@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.models import Preference
+from billing.models import Preference, utcnow
 
 FIELDS = frozenset({"locale", "timezone", "offers", "reminders"})
 
@@ -31,14 +31,16 @@ async def save_prefs(session: AsyncSession, *, channel: str, user_id: str,
 
 
 async def remember_locale(session: AsyncSession, *, channel: str, user_id: str,
-                          locale: str) -> Preference | None:
+                          locale: str) -> None:
     """Store the language a chat app reports for the user, unless they have one already."""
-    row = await session.get(Preference, (channel, user_id))
-    if row is not None and row.locale is not None:
-        return row
-    try:
-        async with session.begin_nested():  # two first updates at once: the other one wins
-            row = await save_prefs(session, channel=channel, user_id=user_id, locale=locale)
-    except IntegrityError:
-        row = await session.get(Preference, (channel, user_id))
-    return row
+    # One upsert, no read first: on SQLite a transaction that reads and then writes fails at
+    # once ("database is locked") when another writer committed in between, whereas a first
+    # statement that writes waits for the lock like any writer.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Preference).values(
+        channel=channel, user_id=user_id, locale=locale, offers=False, reminders=True,
+        updated_at=utcnow())
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["channel", "user_id"], set_={"locale": locale},
+        where=Preference.locale.is_(None)))

@@ -44,7 +44,7 @@ LOOKAHEAD = 0.5  # a claim takes what the global rate lets out in this many seco
 # Sends in flight at once: enough to keep the rate with answers taking up to RTT seconds,
 # few enough that the HTTP client's pool stays small (httpcore scans every pooled connection
 # on each request, so an unbounded pool melts down once answers slow).
-RTT = 0.2
+RTT = 0.05
 MIN_IN_FLIGHT = 4
 
 

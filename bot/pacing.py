@@ -2,8 +2,10 @@
 per group (Telegram's broadcast limits, https://core.telegram.org/bots/faq#broadcasting).
 
 Times are the event loop's clock (seconds). Global slots are spaced exactly `1/rate` apart
-on a fixed schedule: a send that runs a little late does not push every later one back, and
-a short catch-up (`catch_up` seconds) absorbs timer jitter without bursting.
+on a fixed schedule: a send that runs late (timer jitter, the process descheduled) does not
+push every later one back; up to `catch_up` seconds of missed slots are made up, so in any
+second at most rate × (1 + catch_up) messages leave (PTB's AIORateLimiter below smooths
+that back to the rate). After an idle spell the schedule restarts at now, without credit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class Pace:
     """Decides when the next message may go out, and to which chats not yet."""
 
     def __init__(self, rate: float, *, per_chat: float = 1.0, group_per_minute: int = 20,
-                 catch_up: float = 0.05) -> None:
+                 catch_up: float = 0.25) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate

@@ -46,14 +46,16 @@ class Portal:
         """Build the context of one update: the user's language and time zone."""
         async with self.billing.db.session() as session:
             prefs = await get_prefs(session, channel=actor.channel, user_id=actor.user_id)
-            spoken = supported(actor.language)
-            if spoken and (prefs is None or prefs.locale is None):
-                # Remember the language the chat app reports, so that pushed notices (which
-                # come with no update, hence no language) speak it too. /settings changes it.
-                prefs = await remember_locale(session, channel=actor.channel,
-                                              user_id=actor.user_id, locale=spoken)
-        locale = pick_locale(prefs.locale if prefs else None, actor.language,
-                             default=self.default_locale)
+        stored = prefs.locale if prefs else None
+        spoken = supported(actor.language)
+        if spoken and stored is None:
+            # Remember the language the chat app reports, so that pushed notices (which come
+            # with no update, hence no language) speak it too. /settings changes it. A
+            # transaction of its own that starts with the write (see remember_locale).
+            async with self.billing.db.session() as session:
+                await remember_locale(session, channel=actor.channel, user_id=actor.user_id,
+                                      locale=spoken)
+        locale = pick_locale(stored, actor.language, default=self.default_locale)
         zone = (prefs.timezone if prefs else None) or "UTC"
         return Ctx(actor=actor, billing=self.billing, locale=locale, zone=zone,
                    bot_username=self.bot_username)

@@ -7,8 +7,8 @@ import hmac
 import json
 import logging
 import queue
-import socket
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
