@@ -71,6 +71,8 @@ async def test_coupon_offer_accepted(world: World) -> None:
     assert [world.sandbox.get(d)["source"]["coupon"] for d in sub["discounts"]] == ["STAY25"]
     overview = await live_overview(world.service.runtime.billing, customer_id=customer["id"])
     assert overview is not None and overview.discount_name == "25% off for 3 months"
+    plan = await world.say(user, "/plan")  # read from the local mirror
+    assert "Discount applied: 25% off for 3 months" in (plan.text or ""), plan.text
     # At most one offer per subscription: the next cancel goes straight to the confirm.
     again = await _reason(world, user, "It's too expensive")
     assert "will end on" in (again.text or ""), again.text
