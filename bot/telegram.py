@@ -31,6 +31,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.outbox import Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
+from bot.telegram_http import AiohttpRequest
 from bot.telegram_render import html, keyboard
 from handlers.context import Actor
 from handlers.i18n import LOCALES, pick_locale, translate
@@ -99,6 +100,8 @@ class TelegramChannel:
         self.portal = portal
         builder = (Application.builder().token(secret(settings.telegram_bot_token))
                    .base_url(settings.telegram_api_base)
+                   .request(AiohttpRequest())
+                   .get_updates_request(AiohttpRequest(pool_size=1))
                    # PTB's limiter keeps Telegram's flood limits: PORTIER_SEND_RATE for all
                    # chats together, 20 a minute per group; it retries a 429 after retry_after.
                    .rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing.errors import NotLinked
+from billing.links import Link
 from billing.services import Billing
 from handlers import formatting
 from handlers.i18n import translate
@@ -31,6 +33,13 @@ class Ctx:
     locale: str
     zone: str = "UTC"
     bot_username: str | None = None
+    link: Link | None = None  # the actor's link to a customer when the update arrived
+
+    def linked(self) -> Link:
+        """Return the actor's link, or raise NotLinked."""
+        if self.link is None:
+            raise NotLinked("not linked")
+        return self.link
 
     def t(self, message: str, **values: object) -> str:
         """Translate a message for this user."""

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from billing.errors import BillingError
-from billing.prefs import get_prefs, remember_locale
+from billing.prefs import get_profile, remember_locale
 from billing.services import Billing
 from billing.state import take
 from handlers import flows  # noqa: F401 - registers every conversation on the router
@@ -43,22 +43,21 @@ class Portal:
         self.bot_username = bot_username
 
     async def context(self, actor: Actor) -> Ctx:
-        """Build the context of one update: the user's language and time zone."""
-        async with self.billing.db.session() as session:
-            prefs = await get_prefs(session, channel=actor.channel, user_id=actor.user_id)
-        stored = prefs.locale if prefs else None
+        """Build the context of one update: the user's language, time zone and link."""
+        async with self.billing.db.read_rows() as rows:
+            profile = await get_profile(rows, channel=actor.channel, user_id=actor.user_id)
         spoken = supported(actor.language)
-        if spoken and stored is None:
+        if spoken and profile.locale is None:
             # Remember the language the chat app reports, so that pushed notices (which come
             # with no update, hence no language) speak it too. /settings changes it. A
             # transaction of its own that starts with the write (see remember_locale).
             async with self.billing.db.session() as session:
                 await remember_locale(session, channel=actor.channel, user_id=actor.user_id,
                                       locale=spoken)
-        locale = pick_locale(stored, actor.language, default=self.default_locale)
-        zone = (prefs.timezone if prefs else None) or "UTC"
-        return Ctx(actor=actor, billing=self.billing, locale=locale, zone=zone,
-                   bot_username=self.bot_username)
+        locale = pick_locale(profile.locale, actor.language, default=self.default_locale)
+        return Ctx(actor=actor, billing=self.billing, locale=locale,
+                   zone=profile.timezone or "UTC", bot_username=self.bot_username,
+                   link=profile.link)
 
     def command_menu(self, locale: str) -> list[tuple[str, str]]:
         """Return the registered commands and their descriptions for a language."""

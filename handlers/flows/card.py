@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from billing.links import require_link
 from billing.subscriptions import card_update_url
 from handlers.context import Ctx
 from handlers.replies import Button, Reply, rows
@@ -14,8 +13,7 @@ from handlers.router import router
 @router.command("card")
 async def update_card(ctx: Ctx, _args: str) -> list[Reply]:
     """Give a fresh link to Stripe's page for updating the card (private chats only)."""
-    async with ctx.billing.db.session() as session:
-        link = await require_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    link = ctx.linked()
     # Made at the tap and never stored: the portal link logs the customer in.
     url = await card_update_url(ctx.billing, customer_id=link.customer_id, locale=ctx.locale)
     return [Reply(ctx.t("Update your card on Stripe's secure page. The link works for a few "

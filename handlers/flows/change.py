@@ -12,7 +12,6 @@ from typing import Any
 
 from billing import changes
 from billing.changes import ChangePreview, ChangeResult
-from billing.links import require_link
 from billing.state import expect, take
 from handlers import menus
 from handlers.context import Ctx
@@ -28,8 +27,7 @@ DIRECTIONS = {changes.UPGRADE: N_("upgrade"), changes.DOWNGRADE: N_("downgrade")
 
 async def customer_of(ctx: Ctx) -> str:
     """Return the Stripe customer the acting chat user is linked to (NotLinked otherwise)."""
-    async with ctx.billing.db.session() as session:
-        link = await require_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    link = ctx.linked()
     return link.customer_id
 
 

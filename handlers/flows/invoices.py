@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from billing.invoices import InvoiceLine, list_invoices, pay_invoice
-from billing.links import require_link
 from handlers import menus
 from handlers.context import Ctx
 from handlers.i18n import N_
@@ -38,8 +37,7 @@ def _buttons(ctx: Ctx, inv: InvoiceLine) -> tuple[Button, ...]:
 
 
 async def _page(ctx: Ctx, after: str | None) -> list[Reply]:
-    async with ctx.billing.db.session() as session:
-        link = await require_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    link = ctx.linked()
     page = await list_invoices(ctx.billing, customer_id=link.customer_id, after=after)
     if not page.items:
         return [Reply(ctx.t("No invoices yet.") if after is None else ctx.t("No more invoices."),
@@ -66,8 +64,7 @@ async def more_invoices(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
 @router.button(rf"pay:({_ID})")
 async def pay_now(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
     """Pay an open invoice of the user's with their default card."""
-    async with ctx.billing.db.session() as session:
-        link = await require_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    link = ctx.linked()
     paid = await pay_invoice(ctx.billing, customer_id=link.customer_id, invoice_id=match.group(1))
     return [Reply(ctx.t("Paid {amount}. Thank you!", amount=ctx.money(paid.total, paid.currency)),
                   buttons=rows(menus.my_plan(ctx)), toast=ctx.t("Paid"))]

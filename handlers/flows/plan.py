@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from billing.errors import NoSubscription
-from billing.links import require_link
 from billing.subscriptions import Overview, get_overview
 from handlers import menus
 from handlers.context import Ctx
@@ -58,9 +57,7 @@ def describe(ctx: Ctx, o: Overview) -> str:
 @router.command("plan")
 async def show_plan(ctx: Ctx, _args: str) -> list[Reply]:
     """Show the user's plan, status, renewal, card and next invoice."""
-    async with ctx.billing.db.session() as session:
-        link = await require_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
-    overview = await get_overview(ctx.billing, customer_id=link.customer_id)
+    overview = await get_overview(ctx.billing, customer_id=ctx.linked().customer_id)
     if overview is None:
         raise NoSubscription("none")
     return [Reply(describe(ctx, overview), title=overview.plan_name, private=True,

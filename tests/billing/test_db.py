@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from billing.db import Database, async_url
-from billing.models import LinkToken, Notice, UTCDateTime
+from billing.models import ChatLink, LinkToken, Notice, UTCDateTime
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -104,3 +106,46 @@ async def test_ping_unreachable_postgres() -> None:
         assert await broken.ping() is False
     finally:
         await broken.close()
+
+
+async def test_read_sees_committed_rows_in_one_snapshot(db: Database) -> None:
+    """A read sees what was committed before it began, and nothing committed during it."""
+    async with db.session() as session:
+        session.add(ChatLink(channel="telegram", user_id="1", chat_id="1", customer_id="cus_a"))
+    async with db.read() as reading:
+        first = await reading.scalar(select(ChatLink.customer_id).where(ChatLink.user_id == "1"))
+        async with db.session() as session:  # another transaction commits meanwhile
+            session.add(ChatLink(channel="telegram", user_id="2", chat_id="2",
+                                 customer_id="cus_b"))
+        during = await reading.scalar(select(func.count()).select_from(ChatLink))
+    async with db.read_rows() as rows:
+        after = await rows.scalar(select(func.count()).select_from(ChatLink))
+    assert (first, during, after) == ("cus_a", 1, 2)
+
+
+async def test_a_read_cannot_write(db: Database) -> None:
+    """A read refuses writes (SQLite: query_only; PostgreSQL: a read-only transaction)."""
+    with pytest.raises((OperationalError, DBAPIError), match="readonly|read-only"):
+        async with db.read() as reading:
+            reading.add(ChatLink(channel="telegram", user_id="9", chat_id="9",
+                                 customer_id="cus_x"))
+    async with db.read_rows() as rows:
+        assert await rows.scalar(select(func.count()).select_from(ChatLink)) == 0
+
+
+async def test_sqlite_reads_run_in_the_event_loop_thread(db: Database) -> None:
+    """SQLite reads run inline in the loop's thread; writes still go to aiosqlite's thread."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's driver runs in the event loop anyway")
+
+    def add_thread_function(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.create_function("thread_id", 0, threading.get_ident)
+
+    for engine in (db.read_engine, db.engine):
+        event.listen(engine.sync_engine, "connect", add_thread_function)
+    async with db.read_rows() as rows:
+        read_thread = await rows.scalar(select(func.thread_id()))
+    async with db.session() as session:
+        write_thread = await session.scalar(select(func.thread_id()))
+    assert read_thread == threading.get_ident()
+    assert write_thread not in (None, threading.get_ident())

@@ -1,0 +1,103 @@
+"""How python-telegram-bot reaches the Bot API: over aiohttp instead of its default httpx.
+
+Why not PTB's `HTTPXRequest`: per request, httpx and httpcore spend far more CPU than the
+request itself (anyio locks and cancel scopes, and a scan of every pooled connection asking
+each whether the server closed it). Measured against the same local server, aiohttp served
+several times the requests a second for the same CPU (`bench/telegram_roundtrip.py` prints
+Portier against a bare PTB bot on each). PTB supports other HTTP libraries through
+`telegram.request.BaseRequest`; this is one, and the only thing it does is move bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+POOL_SIZE = 256  # python-telegram-bot's default for the bot's requests
+# python-telegram-bot's default timeouts, in seconds
+READ, WRITE, CONNECT, POOL, MEDIA_WRITE = 5.0, 5.0, 5.0, 1.0, 20.0
+
+
+def _given(value: Any, default: float | None) -> float | None:
+    """Return a timeout PTB passed, or the default when it passed none."""
+    return default if isinstance(value, type(BaseRequest.DEFAULT_NONE)) else value
+
+
+def _form(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
+    """Encode a Bot API call as PTB's own client does: a form, multipart when files go."""
+    if request_data is None:
+        return None
+    fields = request_data.json_parameters
+    if not request_data.contains_files:
+        return fields
+    form = aiohttp.FormData(fields)
+    for name, (filename, content, mime_type) in request_data.multipart_data.items():
+        form.add_field(name, content, filename=filename, content_type=mime_type)
+    return form
+
+
+class AiohttpRequest(BaseRequest):
+    """A `BaseRequest` on one aiohttp session with a pool of keep-alive connections."""
+
+    __slots__ = ("_pool_size", "_read_timeout", "_session")
+
+    def __init__(self, pool_size: int = POOL_SIZE, read_timeout: float | None = READ) -> None:
+        self._pool_size = pool_size
+        self._read_timeout = read_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """Return the default read timeout (PTB adds it to long polling's own timeout)."""
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        """Open the session (in the running event loop, which aiohttp binds it to)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                timeout=aiohttp.ClientTimeout(total=None))
+
+    async def shutdown(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Send one Bot API request; return the status and body (PTB reads the rest)."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized")
+        files = request_data is not None and request_data.contains_files
+        read = _given(read_timeout, self._read_timeout)
+        write = _given(write_timeout, MEDIA_WRITE if files else WRITE)
+        connect = _given(connect_timeout, CONNECT)
+        pool = _given(pool_timeout, POOL)
+        parts = (read, write, connect, pool)
+        # aiohttp has no write timeout: the total bounds the whole exchange instead.
+        total = None if None in parts else sum(p for p in parts if p is not None)
+        timeout = aiohttp.ClientTimeout(total=total, connect=pool, sock_connect=connect,
+                                        sock_read=read)
+        try:
+            async with self._session.request(method, url, data=_form(request_data),
+                                             headers={"User-Agent": self.USER_AGENT},
+                                             timeout=timeout) as response:
+                return response.status, await response.read()
+        except aiohttp.ConnectionTimeoutError as error:
+            raise TimedOut("Timed out connecting to Telegram; the request was not sent"
+                           ) from error
+        except TimeoutError as error:
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
