@@ -26,9 +26,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -42,6 +44,7 @@ from tests.world import CATALOG  # noqa: E402
 STRIPE_KEY = "sk_test_sandbox"
 WEBHOOK_SECRET = "whsec_bench_intake"  # noqa: S105 - a local test secret
 TARGET_RATE, TARGET_P99_MS = 500, 50.0
+OUTPUT: list[str] = []  # what the children printed after they started
 
 
 def free_port() -> int:
@@ -53,7 +56,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def child(args: list[str], ready: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run a Python child process; yield the rest of its first output line starting `ready`."""
+    """Run a Python child process; yield the rest of its first output line starting `ready`.
+
+    The child's later output is read (and kept in `child.output`) by a thread until it ends:
+    a pipe nobody reads fills up and then blocks every log line the child writes.
+    """
     proc = subprocess.Popen(  # noqa: S603 - our own modules, fixed arguments
         [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
@@ -61,6 +68,7 @@ def child(args: list[str], ready: str, env: dict[str, str] | None = None) -> Ite
         assert proc.stdout is not None
         for line in proc.stdout:
             if ready in line:
+                threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
                 yield line.split(ready, 1)[1].strip()
                 break
         else:
@@ -68,6 +76,11 @@ def child(args: list[str], ready: str, env: dict[str, str] | None = None) -> Ite
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _drain(stream: IO[str]) -> None:
+    for line in stream:
+        OUTPUT.append(line)
 
 
 def serve_baseline(port: int) -> None:

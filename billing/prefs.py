@@ -9,39 +9,48 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing.links import Link
-from billing.models import ChatLink, Preference, utcnow
+from billing.models import ChatLink, Preference, UnreachableChat, utcnow
 
 FIELDS = frozenset({"locale", "timezone", "offers", "reminders"})
 
 
 @dataclass(frozen=True)
 class Profile:
-    """What every update needs to know of its chat user: language, zone and link."""
+    """What every update needs to know of its chat user: language, zone, link, and whether
+    the chat it came from was marked unreachable (it refused a message earlier)."""
 
     locale: str | None
     timezone: str | None
     link: Link | None
+    unreachable: bool = False
 
 
 _me = select(bindparam("channel", type_=String).label("channel"),
-             bindparam("user_id", type_=String).label("user_id")).subquery("me")
-# Preferences and link in one statement, built once (so SQLAlchemy caches its compiled form).
+             bindparam("user_id", type_=String).label("user_id"),
+             bindparam("chat_id", type_=String).label("chat_id")).subquery("me")
+# One statement, built once (so SQLAlchemy keeps its compiled form): every update runs it.
 _PROFILE = (
-    select(Preference.locale, Preference.timezone, ChatLink.chat_id, ChatLink.customer_id)
+    select(Preference.locale, Preference.timezone, ChatLink.chat_id, ChatLink.customer_id,
+           UnreachableChat.marked_at)
     .select_from(_me)
     .outerjoin(Preference, and_(Preference.channel == _me.c.channel,
                                 Preference.user_id == _me.c.user_id))
     .outerjoin(ChatLink, and_(ChatLink.channel == _me.c.channel,
-                              ChatLink.user_id == _me.c.user_id)))
+                              ChatLink.user_id == _me.c.user_id))
+    .outerjoin(UnreachableChat, and_(UnreachableChat.channel == _me.c.channel,
+                                     UnreachableChat.chat_id == _me.c.chat_id)))
 
 
 async def get_profile(connection: AsyncConnection | AsyncSession, *, channel: str,
-                      user_id: str) -> Profile:
-    """Return the chat user's language, time zone and link (each None when not stored)."""
-    row = (await connection.execute(_PROFILE, {"channel": channel, "user_id": user_id})).one()
+                      user_id: str, chat_id: str) -> Profile:
+    """Return the chat user's language, time zone and link (each None when not stored), and
+    whether the chat is marked unreachable."""
+    row = (await connection.execute(_PROFILE, {"channel": channel, "user_id": user_id,
+                                               "chat_id": chat_id})).one()
     link = (Link(channel=channel, user_id=user_id, chat_id=row.chat_id,
                  customer_id=row.customer_id) if row.customer_id is not None else None)
-    return Profile(locale=row.locale, timezone=row.timezone, link=link)
+    return Profile(locale=row.locale, timezone=row.timezone, link=link,
+                   unreachable=row.marked_at is not None)
 
 
 async def get_prefs(session: AsyncSession, *, channel: str, user_id: str) -> Preference | None:

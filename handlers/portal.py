@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from billing.deliveries import mark_reachable
 from billing.errors import BillingError
 from billing.prefs import get_profile, remember_locale
 from billing.services import Billing
@@ -42,10 +43,16 @@ class Portal:
         self.default_locale = default_locale
         self.bot_username = bot_username
 
-    async def context(self, actor: Actor) -> Ctx:
-        """Build the context of one update: the user's language, time zone and link."""
+    async def context(self, actor: Actor, *, incoming: bool = True) -> Ctx:
+        """Build the context of one update (or, not incoming, of a pushed notice): the user's
+        language, time zone and link."""
         async with self.billing.db.read_rows() as rows:
-            profile = await get_profile(rows, channel=actor.channel, user_id=actor.user_id)
+            profile = await get_profile(rows, channel=actor.channel, user_id=actor.user_id,
+                                        chat_id=actor.chat_id)
+        if profile.unreachable and incoming:
+            # The chat refused a message earlier (blocked, removed); it talks to us again now.
+            async with self.billing.db.session() as session:
+                await mark_reachable(session, channel=actor.channel, chat_id=actor.chat_id)
         spoken = supported(actor.language)
         if spoken and profile.locale is None:
             # Remember the language the chat app reports, so that pushed notices (which come
@@ -97,7 +104,7 @@ class Portal:
 
     async def notice(self, *, actor: Actor, kind: str, params: dict[str, Any]) -> Reply:
         """Render a pushed notice for its recipient."""
-        ctx = await self.context(actor)
+        ctx = await self.context(actor, incoming=False)
         return render_notice(ctx, kind, params)
 
     async def _run(self, ctx: Ctx, route: Route, *args: Any) -> list[Reply]:
