@@ -74,11 +74,12 @@ def _serve_fake(conn: Connection, notices: int) -> None:
     _index_chats()
     fake = FakeTelegram()
     arrivals: Counter[int] = Counter()
-    last = [0.0]
+    last = [0.0]  # when the outbox's last message arrived
 
     def arrived(message: BotMessage) -> None:  # the fake's thread
         arrivals[message.chat_id] += 1
-        last[0] = time.time()
+        if message.chat_id < FIRST_CHAT + notices:  # not the baseline's, which come after
+            last[0] = time.time()
 
     fake.on_message(arrived)
     for n in range(2 * notices):  # the outbox's chats, then the baseline's

@@ -89,6 +89,7 @@ class Outbox:
         self._sends: dict[int, asyncio.Task[None]] = {}
         self._started: set[int] = set()  # handed to the channel, answer not yet in
         self._outcomes: list[Outcome] = []
+        self._recording = 0  # flushes under way: their outcomes are in neither list nor DB
         self._blocked: dict[tuple[str, str], str] = {}
         self._graceful, self._grace = False, 5.0
         self._max_in_flight = max(MIN_IN_FLIGHT, math.ceil(rate * RTT))
@@ -161,6 +162,7 @@ class Outbox:
         if not batch:
             await self._rest()
             return
+        self._idle.clear()  # a notice fell due since the last rest (no kick announced it)
         waiting = {n.id for n in batch}
         try:
             for notice in batch:
@@ -194,7 +196,7 @@ class Outbox:
     async def _rest(self) -> None:
         """Wait for a kick, a chat to become free, or the poll interval."""
         busy = self.pace.busy(asyncio.get_running_loop().time())
-        if not self._sends and not self._outcomes and not busy:
+        if not self._sends and not self._outcomes and not self._recording and not busy:
             self._idle.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), min(self.poll, 0.2) if busy else self.poll)
@@ -286,6 +288,7 @@ class Outbox:
         blocked = dict(self._blocked)
         if not outcomes and not blocked:
             return
+        self._recording += 1
         try:
             async with self.billing.db.session() as session:
                 await settle(session, outcomes)
@@ -295,7 +298,11 @@ class Outbox:
         except BaseException:
             self._outcomes[:0] = outcomes  # keep them for the next flush
             raise
+        finally:
+            self._recording -= 1
         for key in blocked:
             self._blocked.pop(key, None)
         if any(o.status == "pending" for o in outcomes):
             self.kick()
+        else:
+            self._wake.set()  # let a resting loop see at once whether it is idle now

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from billing.models import Notice, UnreachableChat, utcnow
-from billing.notices import enqueue
+from billing.notices import add_many, enqueue
 from bot.outbox import Outbox
 from bot.pacing import Pace
 from handlers.replies import Reply
@@ -64,6 +64,44 @@ async def test_sends_a_due_notice_once(world: World) -> None:
     [row] = await _rows(world)
     assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
     await world.telegram.assert_no_message(user, within=0.5)
+
+
+async def test_many_chats_get_their_notices_at_the_send_rate(world: World) -> None:
+    """Notices to many chats leave at the send rate: each chat once, none lost, no faster
+    than the rate allows (beyond the pacer's brief catch-up) and not far slower."""
+    users = [world.user() for _ in range(150)]
+    async with world.service.runtime.billing.db.session() as session:
+        await add_many(session, [
+            {"dedupe_key": f"plan_changed:sub_{u.id}:evt_1", "channel": "telegram",
+             "user_id": str(u.id), "chat_id": str(u.id), "kind": "plan_changed",
+             "params": PARAMS} for u in users])
+    outbox = _outbox(world)
+    outbox.kick()
+    await outbox.idle(timeout=15)
+    sends = [c for c in world.telegram.call_log if c.method == "sendMessage"]
+    assert sorted(str(c.params.get("chat_id")) for c in sends) == sorted(
+        str(u.id) for u in users)
+    assert {c.status for c in sends} == {200}
+    span, ideal = sends[-1].at - sends[0].at, (len(users) - 1) / 100  # the world's rate
+    assert ideal - 0.25 <= span <= 1.5 * ideal + 0.5, (span, ideal)
+    assert {r.status for r in await _rows(world)} == {"sent"}
+
+
+async def test_idle_waits_for_a_notice_that_fell_due_to_be_recorded(world: World) -> None:
+    """Idle while nothing is due; a notice that falls due later ends that: idle() returns
+    again only once its outcome is in the database, not while it is still `sending`."""
+    await world.service.worker.stop()  # its periodic kicks would hide a stale idle
+    outbox, user = _outbox(world), world.user()
+    async with world.service.runtime.billing.db.session() as session:
+        await enqueue(session, dedupe_key="plan_changed:sub_1:evt_1", channel="telegram",
+                      user_id=str(user.id), chat_id=str(user.id), kind="plan_changed",
+                      params=PARAMS, send_after=utcnow() + timedelta(seconds=1.5))
+    outbox.kick()
+    await outbox.idle()  # nothing due yet
+    await world.telegram.next_message(user, timeout=6)
+    await outbox.idle()
+    [row] = await _rows(world)
+    assert (row.status, row.attempts) == ("sent", 1)
 
 
 async def test_one_message_a_second_per_chat(world: World) -> None:
