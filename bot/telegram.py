@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -121,9 +121,8 @@ class TelegramChannel:
         await self.app.initialize()
         self.portal.bot_username = self.app.bot.username
         for locale in LOCALES:
-            commands = [BotCommand(n, d) for n, d in self.portal.command_menu(locale)]
             code = None if locale == self.settings.locale else locale
-            await self.app.bot.set_my_commands(commands, language_code=code)
+            await self.app.bot.set_my_commands(self._commands(locale), language_code=code)
         if self.settings.telegram_webhook_mode:
             await self.app.bot.set_webhook(
                 url=str(self.settings.telegram_webhook_url),
@@ -133,6 +132,18 @@ class TelegramChannel:
             await self.app.bot.delete_webhook()
             await self.app.updater.start_polling(allowed_updates=["message", "callback_query"])
         await self.app.start()
+
+    def _commands(self, locale: str) -> list[BotCommand]:
+        return [BotCommand(n, d) for n, d in self.portal.command_menu(locale)]
+
+    async def _show_menu_in(self, chat_id: str, locale: str) -> None:
+        """Show the command menu of a private chat in the language its user chose in
+        /settings (by default Telegram picks the app's language)."""
+        try:
+            await self.app.bot.set_my_commands(self._commands(locale),
+                                               scope=BotCommandScopeChat(int(chat_id)))
+        except TelegramError as error:  # the choice is saved; only the menu stays as it was
+            log.warning("could not set the chat's command menu: %s", type(error).__name__)
 
     async def stop(self) -> None:
         """Stop polling and the application."""
@@ -184,6 +195,8 @@ class TelegramChannel:
         for reply in replies:
             if reply.private and not actor.private:
                 continue  # never a hosted link or billing detail in a group
+            if reply.menu_locale and actor.private:  # a group's menu is shared: left as is
+                await self._show_menu_in(actor.chat_id, reply.menu_locale)
             if reply.edit and edit_message_id is not None:
                 await self.app.bot.edit_message_text(
                     html(reply), chat_id=int(actor.chat_id), message_id=edit_message_id,

@@ -26,6 +26,7 @@ class Reply:
     edit: bool = False
     image_url: str | None = None
     toast: str | None = None
+    menu_locale: str | None = None  # the user chose this language: show the menu in it too
 
 
 def rows(*buttons: Button | None, per_row: int = 1) -> tuple[tuple[Button, ...], ...]:

@@ -134,7 +134,8 @@ async def choose_language(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
         return [Reply(ctx.t("That button is no longer valid. Nothing was changed."))]
     await _save(ctx, locale=locale)
     ctx = replace(ctx, locale=locale)
-    return await _menu(ctx, edit=True, toast=ctx.t("Saved"))
+    first, *rest = await _menu(ctx, edit=True, toast=ctx.t("Saved"))
+    return [replace(first, menu_locale=locale), *rest]
 
 
 @router.button("set:tz", private=False)

@@ -116,6 +116,28 @@ async def test_language_change_answers_in_the_new_language(world: World) -> None
     assert "Language: English" in (english.text or "")
 
 
+async def test_language_change_shows_the_command_menu_in_it(world: World) -> None:
+    """The chat's command menu follows the language chosen in /settings, not the app's."""
+    user = world.user(language_code="en")
+    scope = {"type": "chat", "chat_id": user.id}
+    menu = await world.say(user, "/settings")
+    assert world.telegram.commands(scope=scope) == []  # the app's language decides
+    german = await _press(world, user, menu, "Deutsch")
+    described = {c["command"]: c["description"] for c in world.telegram.commands(scope=scope)}
+    assert described["help"] == "Was ich kann" and "plan" in described
+    await _press(world, user, german, "English")
+    described = {c["command"]: c["description"] for c in world.telegram.commands(scope=scope)}
+    assert described["help"] == "What I can do"
+
+
+async def test_a_group_keeps_its_shared_command_menu(world: World) -> None:
+    """A language chosen in a group changes the answers, not the group's shared menu."""
+    user, group = world.user(language_code="en"), world.group()
+    menu = await world.say(user, "/settings", group)
+    await _press(world, user, menu, "Deutsch")
+    assert world.telegram.commands(scope={"type": "chat", "chat_id": group.id}) == []
+
+
 async def test_settings_from_my_plan(world: World) -> None:
     """A linked user reaches the settings from My plan's `settings` button."""
     user, _ = await world.linked_user()
