@@ -59,7 +59,8 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
-                timeout=aiohttp.ClientTimeout(total=None))
+                timeout=aiohttp.ClientTimeout(total=None),
+                trust_env=True)  # HTTPS_PROXY and friends, as PTB's httpx client honours them
 
     async def shutdown(self) -> None:
         """Close the session and its connections."""
