@@ -23,6 +23,8 @@ from billing.errors import (
 )
 
 API_VERSION = stripe.api_version
+# An invoice's payments with their PaymentIntents expanded (`payments` itself is includable).
+PAYMENT_INTENTS = "payments.data.payment.payment_intent"
 T = TypeVar("T")
 
 
@@ -162,9 +164,16 @@ class StripeGateway:
             self.v1.invoices.list_async, params)
         return page
 
-    async def invoice(self, invoice_id: str) -> stripe.Invoice:
-        """Return one invoice."""
-        invoice: stripe.Invoice = await self.call(self.v1.invoices.retrieve_async, invoice_id)
+    async def invoice(self, invoice_id: str, *, payments: bool = False) -> stripe.Invoice:
+        """Return one invoice; with `payments`, also its payments and their PaymentIntents.
+
+        `payments` is an includable field (not returned unless expanded); expanding the
+        PaymentIntents below it brings each one's `last_payment_error`, which says why the
+        last charge failed (`decline_code`, e.g. insufficient_funds).
+        """
+        params = {"expand": [PAYMENT_INTENTS]} if payments else None
+        invoice: stripe.Invoice = await self.call(
+            self.v1.invoices.retrieve_async, invoice_id, params)
         return invoice
 
     async def checkout_session(self, session_id: str) -> stripe.checkout.Session:

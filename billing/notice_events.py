@@ -63,8 +63,13 @@ async def _send(billing: Billing, session: AsyncSession, customer: str | None, k
 # -- invoices ------------------------------------------------------------------------------
 
 def decline_code(invoice: dict[str, Any]) -> str | None:
-    """Return why the invoice's last payment failed, where Stripe's objects say it."""
-    for payment in ((invoice.get("payments") or {}).get("data") or [])[:1]:
+    """Return why the invoice's last payment failed, where Stripe's objects say it.
+
+    That is the `last_payment_error` of a PaymentIntent in the invoice's `payments` (newest
+    first, the PaymentIntents expanded: see `StripeGateway.invoice(payments=True)`); its
+    `decline_code` (insufficient_funds) is more telling than its `code` (card_declined).
+    """
+    for payment in (invoice.get("payments") or {}).get("data") or []:
         intent = (payment.get("payment") or {}).get("payment_intent")
         error = intent.get("last_payment_error") if isinstance(intent, dict) else None
         if error:
@@ -86,7 +91,7 @@ async def payment_failed(billing: Billing, session: AsyncSession, event: Event) 
     seen = _object(event)
     if _ours(event):
         return  # a Pay now or an upgrade in the chat: the chat already said "declined"
-    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    invoice = _plain(await billing.gateway.invoice(seen["id"], payments=True))
     attempt = int(seen.get("attempt_count") or 0)
     if invoice.get("status") != "open" or int(invoice.get("attempt_count") or 0) != attempt:
         return  # paid, voided or tried again since: a later event speaks for it

@@ -26,6 +26,7 @@ DECLINES = {
     "lost_card": N_("The card was reported lost."),
     "stolen_card": N_("The card was reported stolen."),
     "processing_error": N_("The card could not be processed."),
+    "authentication_required": N_("The bank asks you to confirm the payment."),
 }
 TOKENS = {
     "malformed": N_("That link is not valid. Ask for a new one."),

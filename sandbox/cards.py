@@ -33,6 +33,22 @@ CARDS: dict[str, TestCard] = {
             "9995",
             charge_decline="insufficient_funds",
         ),
+        TestCard("pm_card_chargeDeclinedLostCard", "visa", "9987", charge_decline="lost_card"),
+        TestCard("pm_card_chargeDeclinedStolenCard", "visa", "9979", charge_decline="stolen_card"),
+        TestCard(
+            "pm_card_chargeDeclinedExpiredCard", "visa", "0069", charge_decline="expired_card"
+        ),
+        TestCard(
+            "pm_card_chargeDeclinedIncorrectCvc", "visa", "0127", charge_decline="incorrect_cvc"
+        ),
+        TestCard(
+            "pm_card_chargeDeclinedProcessingError",
+            "visa",
+            "0119",
+            charge_decline="processing_error",
+        ),
+        # Stripe's name for the 0341 card: it attaches, and every charge is declined.
+        TestCard("pm_card_chargeCustomerFail", "visa", "0341", charge_decline="generic_decline"),
         TestCard(
             "pm_card_authenticationRequired",
             "visa",
@@ -46,14 +62,20 @@ CARDS: dict[str, TestCard] = {
 _MESSAGES = {
     "generic_decline": "Your card was declined.",
     "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
     "authentication_required": "Your card was declined. This transaction requires authentication.",
 }
+# Declines Stripe reports under their own error code rather than `card_declined`.
+_OWN_CODE = ("authentication_required", "expired_card", "incorrect_cvc", "processing_error")
 
 LABELS = {
     "pm_card_visa": "Visa 4242 (succeeds)",
     "pm_card_mastercard": "Mastercard 4444 (succeeds)",
     "pm_card_visa_chargeDeclined": "Visa 0341 (attaches, charges decline)",
     "pm_card_chargeDeclinedInsufficientFunds": "Visa 9995 (insufficient funds)",
+    "pm_card_chargeDeclinedExpiredCard": "Visa 0069 (expired card)",
     "pm_card_authenticationRequired": "Visa 3155 (needs authentication off-session)",
     "pm_card_chargeDeclined": "Visa 0002 (declined, cannot be saved)",
 }
@@ -70,6 +92,6 @@ def card_for(brand: str, last4: str) -> TestCard | None:
 def decline(decline_code: str, extra: dict[str, object] | None = None) -> StripeError:
     """Build the card_error Stripe answers for this decline code."""
     err = card_declined(decline_code, _MESSAGES.get(decline_code, "Your card was declined."), extra)
-    if decline_code == "authentication_required":
-        err.code = "authentication_required"
+    if decline_code in _OWN_CODE:
+        err.code = decline_code
     return err

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.forms import as_list
 from sandbox.store import Obj, Store, snapshot
+
+# Includable fields: left out of an object unless a request expands them (or a path below
+# them), keyed by (object type, field), e.g. ("invoice", "payments"); filled by resources.
+INCLUDABLE: dict[tuple[str, str], Callable[[Store, Obj], Any]] = {}
 
 
 def render(store: Store, obj: Obj, params: dict[str, Any] | None = None) -> Obj:
@@ -27,9 +32,14 @@ def _expand(store: Store, node: Any, parts: list[str]) -> None:
         for item in node:
             _expand(store, item, parts)
         return
-    if not isinstance(node, dict) or parts[0] not in node:
+    if not isinstance(node, dict):
         return
     key, rest = parts[0], parts[1:]
+    if key not in node:
+        include = INCLUDABLE.get((str(node.get("object")), key))
+        if include is None:
+            return
+        node[key] = include(store, node)
     if not rest:
         value = node[key]
         node[key] = (

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.resources.events import emit
 from sandbox.resources.invoices import attempt, issue
+from sandbox.resources.payments import cancel_payment
 from sandbox.resources.subscriptions import make_item
 from sandbox.store import Obj, Store, snapshot
 
@@ -94,6 +95,7 @@ def expire_due(store: Store, now: int) -> None:
             invoice["status"] = "void"
             invoice["next_payment_attempt"] = None
             invoice["status_transitions"]["voided_at"] = now
+            cancel_payment(store, invoice)
             emit(store, "invoice.voided", invoice)
         if pending:
             before = snapshot(sub)

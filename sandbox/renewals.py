@@ -9,6 +9,7 @@ from sandbox.pending import expire_due, expiry_times
 from sandbox.phases import phase_times, run_phases
 from sandbox.resources.events import emit
 from sandbox.resources.invoices import attempt, build_invoice, issue, set_status
+from sandbox.resources.payments import cancel_payment
 from sandbox.resources.previews import create_preview
 from sandbox.resources.subscriptions import cycle_lines, end_subscription, next_period_end
 from sandbox.store import Obj, Store, snapshot
@@ -147,6 +148,7 @@ def _paused(store: Store, invoice: Obj, behavior: str) -> None:
     elif behavior == "void":
         invoice["status"] = "void"
         invoice["status_transitions"]["voided_at"] = now
+        cancel_payment(store, invoice)
         emit(store, "invoice.voided", invoice)
     else:
         invoice["status"] = "uncollectible"

@@ -53,6 +53,8 @@ class Store:
     pending_items: dict[str, list[Obj]] = field(default_factory=dict)
     # Updates waiting for their invoice to be paid (pending_if_incomplete), by invoice id.
     pending_updates: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # InvoicePayment ids of each invoice, oldest first (the invoice's includable `payments`).
+    invoice_payments: dict[str, list[str]] = field(default_factory=dict)
     # A subscription's status once smart retries are exhausted: canceled, unpaid or past_due.
     after_final_retry: str = "canceled"
     # What each Checkout Session sells, kept out of the session object itself.

@@ -10,6 +10,13 @@ from sandbox.errors import StripeError, invalid
 from sandbox.expand import render, render_list
 from sandbox.resources.customers import charge
 from sandbox.resources.events import emit
+from sandbox.resources.payments import (
+    cancel_payment,
+    default_payment,
+    intent_of,
+    open_payment,
+    record_attempt,
+)
 from sandbox.store import Obj, RouteSpec, Store, new_id, snapshot
 
 # Smart-retry schedule after the 1st, 2nd and 3rd failed automatic attempt; the 4th is final.
@@ -219,6 +226,7 @@ def finalize(store: Store, invoice: Obj) -> Obj:
     invoice["hosted_invoice_url"] = f"{store.public_url}/pay/invoice/{invoice['id']}"
     invoice["invoice_pdf"] = f"{store.public_url}/pay/invoice/{invoice['id']}/pdf"
     invoice["webhooks_delivered_at"] = now
+    open_payment(store, invoice)
     emit(store, "invoice.finalized", invoice)
     return invoice
 
@@ -277,11 +285,14 @@ def attempt(
         return None
     invoice["attempted"] = True
     invoice["attempt_count"] += 1
+    pm_id = pm_id or payment_method_for(store, invoice)
     try:
-        charge(store, pm_id or payment_method_for(store, invoice))
+        charge(store, pm_id)
     except StripeError as err:
+        record_attempt(store, invoice, pm_id, err)
         _record_failure(store, invoice, err, automatic)
         return err
+    record_attempt(store, invoice, pm_id, None)
     mark_paid(store, invoice)
     return None
 
@@ -341,6 +352,7 @@ def pay(store: Store, invoice: Obj, pm_id: str | None = None, out_of_band: bool 
             code="invoice_not_open",
         )
     if out_of_band:
+        cancel_payment(store, invoice, reason="abandoned")
         mark_paid(store, invoice)
         return invoice
     if pm_id:
@@ -350,6 +362,9 @@ def pay(store: Store, invoice: Obj, pm_id: str | None = None, out_of_band: bool 
     err = attempt(store, invoice, pm_id, automatic=False)
     if err is not None:
         err.extra["invoice"] = invoice["id"]
+        payment = default_payment(store, invoice)
+        if payment is not None:  # as Stripe does: the PaymentIntent that failed
+            err.extra["payment_intent"] = snapshot(intent_of(store, payment))
         raise err
     return invoice
 

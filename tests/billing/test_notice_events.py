@@ -67,7 +67,7 @@ async def test_a_failed_renewal_notifies_every_linked_chat(shop: Shop) -> None:
     assert failed[0].dedupe_key == f"payment_failed:{invoice}:1@telegram:501"
     params = failed[0].params
     assert (params["invoice"], params["amount"], params["currency"]) == (invoice, 2900, "eur")
-    assert params["reason"] == "card_declined" and params["next_retry"] > shop.sandbox.now()
+    assert params["reason"] == "generic_decline" and params["next_retry"] > shop.sandbox.now()
     assert {n.kind for n in await _notices(shop.billing)} == {"payment_failed"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,63 @@ def _labels(message: Any) -> list[str]:
 def _subscription(world: World, customer: str) -> dict[str, Any]:
     subs = world.sandbox.store.all("subscription", lambda s: s["customer"] == customer)
     return world.sandbox.get(subs[0]["id"])
+
+
+def _open_invoice(world: World, customer: str) -> dict[str, Any]:
+    [invoice] = world.sandbox.store.all(
+        "invoice", lambda i: i["customer"] == customer and i["status"] == "open")
+    return world.sandbox.get(invoice["id"])
+
+
+async def test_a_renewal_without_funds_says_so_with_amount_and_retry_date(world: World) -> None:
+    """Insufficient funds: the notice names amount, reason in plain words and the retry day;
+    Pay now with the same card says why again, and pays once the card is updated."""
+    user, customer = await world.linked_user()
+    await world.switch_card(customer["id"], "pm_card_chargeDeclinedInsufficientFunds")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    retry = datetime.fromtimestamp(_open_invoice(world, customer["id"])["next_payment_attempt"],
+                                   UTC)
+    assert retry.date() > datetime.fromtimestamp(world.sandbox.now(), UTC).date()
+    assert (notice.text or "").splitlines() == [
+        "Payment failed",
+        "We could not charge €29.00 for your subscription.",
+        "The card has insufficient funds.",
+        f"We will try again on {retry:%b} {retry.day}, {retry.year}. Update your card or pay "
+        "now to keep your subscription."], notice.text
+    assert _labels(notice) == ["Update card", "Pay €29.00 now"]
+    declined = await world.press(user, notice, "Pay €29.00 now")
+    assert not isinstance(declined, str)
+    assert (declined.text or "") == "The card has insufficient funds. Nothing was changed."
+    card = await world.press(user, notice, "Update card")
+    assert not isinstance(card, str)
+    url = await world.press(user, card, "Open the secure page")
+    assert isinstance(url, str)
+    await world.follow(url, payment_method="pm_card_visa")
+    paid = await world.press(user, notice, "Pay €29.00 now")
+    assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
+    await world.settle()
+    await world.telegram.assert_no_message(user, within=0.5)
+    assert "Status: Active" in ((await world.say(user, "/plan")).text or "")
+
+
+async def test_a_german_customer_reads_the_decline_reason_in_german(world: World) -> None:
+    """The same notice for a German-speaking customer: amount, reason and retry day in German."""
+    user, customer = await world.linked_user(language_code="de")
+    await world.switch_card(customer["id"], "pm_card_chargeDeclinedInsufficientFunds")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    notice = await world.telegram.next_message(user)
+    retry = datetime.fromtimestamp(_open_invoice(world, customer["id"])["next_payment_attempt"],
+                                   UTC)
+    lines = (notice.text or "").splitlines()
+    assert lines[0] == "Zahlung fehlgeschlagen", notice.text
+    assert lines[1:3] == ["Wir konnten 29,00\xa0€ für Ihr Abo nicht abbuchen.",
+                          "Die Karte ist nicht ausreichend gedeckt."], notice.text
+    day = rf"{retry.day}\. [A-ZÄÖÜ][a-zäöü]+\.? {retry.year}"
+    assert re.match(rf"Wir versuchen es am {day} noch einmal\.", lines[3]), notice.text
+    assert _labels(notice) == ["Karte ändern", "Jetzt 29,00\xa0€ bezahlen"]
 
 
 async def test_a_successful_renewal_sends_no_failure(world: World) -> None:

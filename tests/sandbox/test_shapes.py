@@ -5,7 +5,7 @@ from __future__ import annotations
 import stripe
 
 from sandbox import Sandbox
-from tests.sandbox.flows import subscribed
+from tests.sandbox.flows import price_id, subscribed
 from tests.sandbox.shapes import EXAMPLES, kinds, missing_keys
 
 
@@ -34,6 +34,21 @@ async def test_every_resource_matches_stripes_example(
         sub.id, {"discounts": [{"coupon": coupon.id}], "expand": ["discounts"]}
     )
     await client.v1.subscription_schedules.create_async({"from_subscription": sub.id})
+    # A declined first payment: its InvoicePayment and PaymentIntent (with last_payment_error).
+    declined = await client.v1.subscriptions.create_async(
+        {
+            "customer": customer,
+            "items": [{"price": await price_id(client, "basic_monthly")}],
+            "default_payment_method": "pm_card_chargeDeclinedInsufficientFunds",
+        }
+    )
+    invoice = await client.v1.invoices.retrieve_async(
+        str(declined.latest_invoice), {"expand": ["payments.data.payment.payment_intent"]}
+    )
+    await client.v1.invoice_payments.list_async({"invoice": invoice.id})
+    await client.v1.payment_intents.retrieve_async(
+        invoice.payments.data[0].payment.payment_intent.id
+    )
     await client.v1.events.list_async({"limit": 100})
     assert sandbox.responses is not None
     served = set().union(*(kinds(body) for body in sandbox.responses))
