@@ -272,8 +272,8 @@ async def start_checkout(billing: Billing, *, channel: str, user_id: str, chat_i
         customer_id=customer_id,
         client_reference_id=checkout_reference(channel, user_id),
         metadata=metadata,
-        success_url=billing.return_url(session_id="{CHECKOUT_SESSION_ID}"),
-        cancel_url=billing.return_url(canceled="1"),
+        success_url=billing.return_url(session_id="{CHECKOUT_SESSION_ID}", lang=locale),
+        cancel_url=billing.return_url(canceled="1", lang=locale),
         locale=locale,
         key=idempotency_key("checkout", channel, user_id, customer_id, price.id, hour),
     )
@@ -286,6 +286,6 @@ async def card_update_url(billing: Billing, *, customer_id: str, locale: str) ->
     """Create a billing-portal session for updating the card and return its URL."""
     minute = int(time.time() // 60)  # portal sessions are short-lived; reuse within a minute
     session = await billing.gateway.create_card_update(
-        customer_id=customer_id, return_url=billing.return_url(), locale=locale,
+        customer_id=customer_id, return_url=billing.return_url(lang=locale), locale=locale,
         key=idempotency_key("card", customer_id, minute))
     return session.url

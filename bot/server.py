@@ -19,10 +19,25 @@ from billing.webhooks import Intake, verify
 from bot.runtime import Runtime, secret
 from bot.telegram import TelegramChannel
 from bot.worker import Worker
+from handlers.i18n import N_, pick_locale, translate
 
 log = logging.getLogger(__name__)
 CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,250}$")
 MAX_UPDATE = 256 * 1024
+
+
+def accepted_languages(header: str) -> list[str]:
+    """Return the language tags of an Accept-Language header, most wanted first."""
+    ranked = []
+    for n, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        try:
+            weight = float(params.strip()[2:]) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            weight = 0.0
+        if tag and tag != "*" and weight > 0:
+            ranked.append((-weight, n, tag))
+    return [tag for _, _, tag in sorted(ranked)]
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -84,17 +99,25 @@ class Server:
         return Response(status_code=200)
 
     async def return_page(self, request: Request) -> Response:
-        """Tell a customer back from Stripe's page to return to the chat."""
-        business = escape(self.runtime.billing.catalog.business.name)
+        """Tell a customer back from Stripe's page to return to the chat, in their language
+        (the `lang` Portier put in the return URL, else the browser's)."""
+        locale = pick_locale(request.query_params.get("lang"),
+                             *accepted_languages(request.headers.get("accept-language", "")),
+                             default=self.runtime.settings.locale)
+        name = self.runtime.billing.catalog.business.name
         username = self.runtime.portal.bot_username
-        link = (f'<p><a href="https://t.me/{escape(username)}">Open the chat</a></p>'
+        opener = translate(locale, N_("Open the chat"))
+        link = (f'<p><a href="https://t.me/{escape(username)}">{escape(opener)}</a></p>'
                 if username else "")
         canceled = request.query_params.get("canceled") == "1"
-        headline = "Nothing was charged." if canceled else "All done."
+        headline = translate(locale, N_("Nothing was charged.") if canceled else N_("All done."))
+        back = translate(locale, N_("You can return to the chat with {business}."),
+                         business=name)
         return HTMLResponse(
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{business}</title>"
+            f"<!doctype html><html lang='{locale}'><head><meta charset='utf-8'>"
+            f"<title>{escape(name)}</title>"
             f"<meta name='viewport' content='width=device-width'></head><body>"
-            f"<h1>{headline}</h1><p>You can return to the chat with {business}.</p>{link}"
+            f"<h1>{escape(headline)}</h1><p>{escape(back)}</p>{link}"
             f"</body></html>")
 
     async def link_tokens(self, request: Request) -> Response:

@@ -140,4 +140,4 @@ async def test_card_update_opens_the_payment_method_flow(shop: Shop) -> None:
     session = shop.sandbox.get(url.rsplit("/", 1)[1])
     assert session["customer"] == customer
     assert session["flow"]["type"] == "payment_method_update"
-    assert session["return_url"] == f"{PUBLIC_URL}/return"
+    assert session["return_url"] == f"{PUBLIC_URL}/return?lang=en"

@@ -37,6 +37,45 @@ async def test_metrics_and_return_page(world: World) -> None:
     assert "Nothing was charged" in canceled.text
 
 
+async def test_return_page_speaks_the_customers_language(world: World) -> None:
+    """The page speaks the `lang` Portier put in the return URL, else the browser's choice."""
+    german = await world.http.get(f"{world.url}/return?session_id=cs_1&lang=de")
+    assert "<html lang='de'>" in german.text and "Fertig." in german.text
+    assert "Zum Chat" in german.text
+    browser = await world.http.get(f"{world.url}/return?canceled=1", headers={
+        "Accept-Language": "fr-CH, fr;q=0.9, de-DE;q=0.8, en;q=0.7"})
+    assert "Es wurde nichts berechnet." in browser.text
+    hostile = await world.http.get(f"{world.url}/return", params={"lang": "<script>x"},
+                                   headers={"Accept-Language": "q=;;,,*;q=abc"})
+    assert hostile.status_code == 200 and "<html lang='en'>" in hostile.text
+    assert "<script>" not in hostile.text
+
+
+async def test_checkout_and_portal_send_the_customer_back_in_their_language(
+        world: World) -> None:
+    """A German chat's Checkout and card pages return to the German page."""
+    user = world.user(language_code="de")
+    plans = await world.press(user, await world.say(user, "/start"), "Tarife ansehen")
+    assert not isinstance(plans, str)
+    pro = next(label for row in plans.buttons() for label in row if label.startswith("Pro"))
+    offer = await world.press(user, plans, pro)
+    assert not isinstance(offer, str)
+    url = await world.press(user, offer, "Mit Stripe bezahlen")
+    assert isinstance(url, str)
+    response = await world.follow(url)
+    assert response.status_code == 303
+    assert "lang=de" in response.headers["location"]
+    page = await world.http.get(response.headers["location"])
+    assert "Fertig." in page.text
+    await world.settle()
+    await world.telegram.next_message(user)  # the welcome
+    card = await world.say(user, "/card")
+    portal = await world.press(user, card, card.buttons()[0][0])
+    assert isinstance(portal, str)
+    back = await world.follow(portal)
+    assert "lang=de" in back.headers["location"]
+
+
 async def test_logs_hold_no_secrets_or_hosted_links(world: World,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     """A whole subscribe-and-update-card walk logs no key, token, secret or hosted URL."""
