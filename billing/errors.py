@@ -20,9 +20,10 @@ class CardDeclined(StripeProblem):
 
     code = "card_declined"
 
-    def __init__(self, reason: str, message: str = "") -> None:
+    def __init__(self, reason: str, message: str = "", *, confirm_url: str | None = None) -> None:
         super().__init__(message or reason)
         self.reason = reason
+        self.confirm_url = confirm_url  # where the customer can confirm it (authentication)
 
 
 class RateLimited(StripeProblem):

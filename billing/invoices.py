@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import stripe
 
 from billing import mirror
-from billing.errors import InvalidRequest, NotYours
+from billing.errors import CardDeclined, InvalidRequest, NotYours
 from billing.gateway import idempotency_key
 from billing.mirror_models import MirrorInvoice
 from billing.services import Billing
@@ -105,6 +105,13 @@ async def pay_invoice(billing: Billing, *, customer_id: str, invoice_id: str) ->
     method = customer.invoice_settings.default_payment_method if customer.invoice_settings else None
     card = method if isinstance(method, str) or method is None else method.id
     key = idempotency_key("pay", invoice_id, invoice.attempt_count, card)
-    paid = _line(await billing.gateway.pay_invoice(invoice_id, key=key))
+    try:
+        paid = _line(await billing.gateway.pay_invoice(invoice_id, key=key))
+    except CardDeclined as error:
+        if error.reason != "authentication_required" or not invoice.hosted_invoice_url:
+            raise
+        # The bank wants the customer present (3-D Secure): Stripe's invoice page asks them.
+        raise CardDeclined(error.reason, str(error),
+                           confirm_url=invoice.hosted_invoice_url) from error
     await mirror.refresh_customer(billing, customer_id)  # /plan and /invoices show it now
     return paid

@@ -65,8 +65,10 @@ def explain(ctx: Ctx, error: BillingError) -> Reply:
         return Reply(ctx.t("That offer is not available.") + " " + unchanged,
                      buttons=rows(Button(ctx.t("My plan"), action="plan")))
     if isinstance(error, CardDeclined):
-        return Reply(decline_reason(ctx, error.reason) + " " + unchanged,
-                     buttons=rows(Button(ctx.t("Update card"), action="card")))
+        confirm = (Button(ctx.t("Complete payment"), url=error.confirm_url)
+                   if error.confirm_url else None)
+        return Reply(decline_reason(ctx, error.reason) + " " + unchanged, private=bool(confirm),
+                     buttons=rows(confirm, Button(ctx.t("Update card"), action="card")))
     if isinstance(error, RateLimited | StripeUnavailable):
         return Reply(ctx.t("Payments are busy right now. Please try again in a minute.") + " "
                      + unchanged)

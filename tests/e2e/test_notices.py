@@ -147,6 +147,23 @@ async def test_a_payment_needing_authentication_links_the_invoice(world: World) 
     assert any((m.text or "").startswith("Payment failed") for m in messages)
 
 
+async def test_pay_now_needing_authentication_offers_the_invoice_page(world: World) -> None:
+    """Pay now with a card the bank wants confirmed links Stripe's page that asks for it."""
+    user, customer = await world.linked_user()
+    await world.switch_card(customer["id"], "pm_card_authenticationRequired")
+    world.sandbox.advance_time(MONTH)
+    await world.settle()
+    failed = next(m for m in [await world.telegram.next_message(user) for _ in range(2)]
+                  if (m.text or "").startswith("Payment failed"))
+    answer = await world.press(user, failed, "Pay €29.00 now")
+    assert not isinstance(answer, str)
+    assert (answer.text or "") == ("The bank asks you to confirm the payment. "
+                                   "Nothing was changed.")
+    assert _labels(answer) == ["Complete payment", "Update card"]
+    url = await world.press(user, answer, "Complete payment")
+    assert url == _open_invoice(world, customer["id"])["hosted_invoice_url"]
+
+
 async def test_a_cancel_made_elsewhere_is_announced(world: World) -> None:
     """A cancel made in Stripe's dashboard reaches the chat with the end date."""
     user, customer = await world.linked_user()
