@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.errors import NotLinked, TokenInvalid
+from billing.errors import TokenInvalid
 from billing.gateway import StripeGateway
 from billing.models import ChatLink, LinkToken, Notice, PendingState, Preference, utcnow
 
@@ -101,14 +101,6 @@ async def find_link(session: AsyncSession, *, channel: str, user_id: str) -> Lin
         return None
     return Link(channel=row.channel, user_id=row.user_id, chat_id=row.chat_id,
                 customer_id=row.customer_id)
-
-
-async def require_link(session: AsyncSession, *, channel: str, user_id: str) -> Link:
-    """Return the chat user's link or raise NotLinked."""
-    link = await find_link(session, channel=channel, user_id=user_id)
-    if link is None:
-        raise NotLinked("not linked")
-    return link
 
 
 async def forget(session: AsyncSession, *, channel: str, user_id: str) -> None:

@@ -342,11 +342,6 @@ def _pending_naming(pattern: Any) -> Any:
                           cast(StripeEvent.payload, String).like(pattern, escape="/"))
 
 
-async def events_pending(session: AsyncSession, customer_id: str) -> bool:
-    """Tell whether a stored event naming the customer waits to be processed."""
-    return bool(await session.scalar(select(_pending_naming(_like_escaped(customer_id)))))
-
-
 # A chat view's one read: the customer, their subscriptions, and whether an event naming them
 # waits. Core rather than ORM (every `/plan` runs it), built once so its compiled form is kept.
 _CUSTOMERS = cast_table(MirrorCustomer.__table__)

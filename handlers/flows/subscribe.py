@@ -26,11 +26,9 @@ def price_label(ctx: Ctx, price: Price) -> str:
 
 
 async def _subscribed(ctx: Ctx) -> bool:
-    async with ctx.billing.db.session() as session:
-        link = await find_link(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
-    if link is None:
+    if ctx.link is None:
         return False
-    return await get_overview(ctx.billing, customer_id=link.customer_id) is not None
+    return await get_overview(ctx.billing, customer_id=ctx.link.customer_id) is not None
 
 
 @router.button("plans")

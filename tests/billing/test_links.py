@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text, update
 
 from billing.db import Database
-from billing.errors import NotFound, NotLinked, TokenInvalid
+from billing.deliveries import mark_unreachable
+from billing.errors import NotFound, TokenInvalid
 from billing.links import (
     Link,
     find_link,
@@ -18,11 +20,10 @@ from billing.links import (
     link_customer,
     mint_token,
     redeem_token,
-    require_link,
 )
 from billing.models import ChatLink, LinkToken, Notice, PendingState, Preference, utcnow
 from billing.notices import enqueue, mark
-from billing.prefs import save_prefs
+from billing.prefs import Profile, get_profile, save_prefs
 from billing.services import Billing
 from billing.state import expect
 from tests.billing.conftest import Shop
@@ -57,8 +58,6 @@ async def test_redeeming_a_token_links_the_chat_user(shop: Shop) -> None:
     assert link == Link(channel="telegram", user_id="7", chat_id="7", customer_id=customer)
     async with shop.billing.db.session() as session:
         assert await find_link(session, channel="telegram", user_id="7") == link
-        assert (await require_link(session, channel="telegram", user_id="7")).customer_id == (
-            customer)
 
 
 async def test_a_used_token_is_refused(shop: Shop) -> None:
@@ -157,12 +156,27 @@ async def test_relinking_moves_the_user(db: Database) -> None:
     assert [(lk.chat_id, lk.customer_id) for lk in links] == [("70", "cus_B")]
 
 
-async def test_require_link_refuses_an_unlinked_user(db: Database) -> None:
-    """It raises NotLinked for a chat user without a link."""
+async def test_the_profile_read_tells_language_zone_link_and_reachability(
+        db: Database) -> None:
+    """One read answers what every update needs, None for what is not stored."""
+    async with db.read_rows() as rows:
+        nobody = await get_profile(rows, channel="telegram", user_id="1", chat_id="1")
+    assert nobody == Profile(locale=None, timezone=None, link=None, unreachable=False)
     async with db.session() as session:
-        assert await find_link(session, channel="telegram", user_id="1") is None
-        with pytest.raises(NotLinked):
-            await require_link(session, channel="telegram", user_id="1")
+        await link_customer(session, channel="telegram", user_id="1", chat_id="1",
+                            customer_id="cus_A")
+        await save_prefs(session, channel="telegram", user_id="1", locale="de",
+                         timezone="Europe/Vienna")
+        await mark_unreachable(session, channel="telegram", chat_id="1", reason="blocked")
+    async with db.read_rows() as rows:
+        someone = await get_profile(rows, channel="telegram", user_id="1", chat_id="1")
+        in_a_group = await get_profile(rows, channel="telegram", user_id="1", chat_id="-100")
+        on_slack = await get_profile(rows, channel="slack", user_id="1", chat_id="1")
+    link = Link(channel="telegram", user_id="1", chat_id="1", customer_id="cus_A")
+    assert someone == Profile(locale="de", timezone="Europe/Vienna", link=link,
+                              unreachable=True)
+    assert in_a_group == replace(someone, unreachable=False)
+    assert on_slack == nobody
 
 
 async def test_forget_deletes_everything_but_sent_notices(db: Database) -> None:
