@@ -149,7 +149,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """Open a session for a few short reads (one snapshot); it cannot write on SQLite."""
+        """Open a session for a few short reads: one snapshot, in which writes fail."""
         async with self.read_sessions() as session, session.begin():
             yield session
 
