@@ -126,3 +126,52 @@ async def test_it_must_be_initialized_and_can_be_again() -> None:
             await request.initialize()
             assert (await request.post(f"{fake.api_base}{fake.token}/getMe"))["id"]
             await request.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def forward_proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """A local HTTP forward proxy that answers every request itself; yields its URL and the
+    request lines it received (absolute URIs, as clients write them to a proxy)."""
+    lines: list[str] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines.append(head.split(b"\r\n", 1)[0].decode())
+        length = next((int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+                       if h.lower().startswith(b"content-length:")), 0)
+        await reader.readexactly(length)
+        body = b'{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"Proxied"}}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    sock = bind("127.0.0.1", 0)
+    server = await asyncio.start_server(answer, sock=sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", lines
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY sends the Bot API calls through the proxy; NO_PROXY exempts a host."""
+    async with forward_proxy() as (proxy, lines):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        request = AiohttpRequest()
+        await request.initialize()
+        try:
+            answer = await request.post("http://api.telegram.example/botX/getMe")
+        finally:
+            await request.shutdown()
+        assert answer["first_name"] == "Proxied"
+        assert lines == ["POST http://api.telegram.example/botX/getMe HTTP/1.1"]
+
+        with FakeTelegram() as fake:
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+            async with bot_on(fake) as bot:
+                assert (await bot.get_me()).username == fake.username
+        assert len(lines) == 1  # the exempt host was reached directly
