@@ -24,6 +24,7 @@ from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import Application, ContextTypes, MessageHandler, filters  # noqa: E402
+from telegram.request import BaseRequest  # noqa: E402
 
 from bench.harness import LoadResult, run_load, serve  # noqa: E402
 from tests.fakes.telegram import SECRET_HEADER, FakeTelegram  # noqa: E402
@@ -39,12 +40,15 @@ async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_text(message.text)
 
 
-def build_echo_application(token: str, api_base: str) -> EchoApplication:
-    """Build the echo bot: no updater (updates come from our route), concurrent updates."""
-    application = (
-        Application.builder().token(token).base_url(api_base)
-        .updater(None).concurrent_updates(True).build()
-    )
+def build_echo_application(token: str, api_base: str,
+                           request: BaseRequest | None = None) -> EchoApplication:
+    """Build the echo bot: no updater (updates come from our route), concurrent updates;
+    PTB's own HTTP client unless another `request` is given."""
+    builder = (Application.builder().token(token).base_url(api_base)
+               .updater(None).concurrent_updates(True))
+    if request is not None:
+        builder = builder.request(request)
+    application = builder.build()
     application.add_handler(MessageHandler(filters.TEXT, echo))
     return application
 
@@ -63,10 +67,11 @@ def webhook_app(application: EchoApplication, secret: str) -> Starlette:
 
 
 @contextlib.asynccontextmanager
-async def running_echo_bot(fake: FakeTelegram) -> AsyncIterator[tuple[str, str]]:
+async def running_echo_bot(fake: FakeTelegram, request: BaseRequest | None = None
+                           ) -> AsyncIterator[tuple[str, str]]:
     """Run the echo bot against a started fake; yield its webhook URL and secret."""
     secret = secrets.token_urlsafe(24)
-    application = build_echo_application(fake.token, fake.api_base)
+    application = build_echo_application(fake.token, fake.api_base, request)
     async with serve(webhook_app(application, secret)) as base, application:
         url = f"{base}{WEBHOOK_PATH}"
         await application.bot.set_webhook(url, secret_token=secret)

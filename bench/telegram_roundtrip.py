@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
+from telegram.request import BaseRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +45,7 @@ from billing.services import Billing  # noqa: E402
 from billing.sweep import sweep_events  # noqa: E402
 from bot.service import bind, running  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.telegram_http import AiohttpRequest  # noqa: E402
 from tests.fakes.telegram import FakeTelegram  # noqa: E402
 from tests.world import CATALOG  # noqa: E402
 
@@ -150,10 +152,12 @@ def settings_secret(service: object) -> str:
     return str(value.get_secret_value())
 
 
-async def echo_run(updates: int, users: int, concurrency: int) -> LoadResult:
-    """Drive the bare echo bot with the same harness and load."""
+async def echo_run(updates: int, users: int, concurrency: int,
+                   request: BaseRequest | None = None) -> LoadResult:
+    """Drive the bare echo bot with the same harness and load (PTB's own HTTP client, or
+    `request`)."""
     with FakeTelegram() as fake:
-        async with running_echo_bot(fake) as (url, secret):
+        async with running_echo_bot(fake, request) as (url, secret):
             return await run_load(fake, url, secret, updates=updates, users=users,
                                   concurrency=concurrency, text="/plan",
                                   first_user_id=FIRST_USER, warmup=0, timeout=30)
@@ -175,6 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio: portier/echo throughput {ratio:.2f}x (target >= 0.8, "
           f"{'met' if ratio >= 0.8 else 'missed'}), Stripe requests per update "
           f"{per_update:.2f} (target 0, {'met' if per_update == 0 else 'missed'})")
+    # For reference: part of Portier's speed is its HTTP client, not its own work. The same
+    # echo bot on that client shows what Portier's conversation costs beyond a bare bot.
+    same_client = asyncio.run(echo_run(args.updates, args.users, args.concurrency,
+                                       AiohttpRequest()))
+    print(same_client.line("reference: echo bot on Portier's aiohttp client"))
+    print(f"reference: portier/echo on the same client "
+          f"{ours.updates_per_second / same_client.updates_per_second:.2f}x")
 
 
 if __name__ == "__main__":
