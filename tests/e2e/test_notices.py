@@ -30,6 +30,18 @@ def _open_invoice(world: World, customer: str) -> dict[str, Any]:
     return world.sandbox.get(invoice["id"])
 
 
+async def _update_card_and_pay(world: World, user: Any, notice: Any) -> None:
+    """From a payment-failed notice: Update card on Stripe's page, then Pay now succeeds."""
+    card = await world.press(user, notice, "Update card")
+    assert not isinstance(card, str)
+    url = await world.press(user, card, "Open the secure page")
+    assert isinstance(url, str)
+    await world.follow(url, payment_method="pm_card_visa")
+    paid = await world.press(user, notice, "Pay €29.00 now")
+    assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
+    await world.settle()
+
+
 async def test_a_renewal_without_funds_says_so_with_amount_and_retry_date(world: World) -> None:
     """Insufficient funds: the notice names amount, reason in plain words and the retry day;
     Pay now with the same card says why again, and pays once the card is updated."""
@@ -51,14 +63,7 @@ async def test_a_renewal_without_funds_says_so_with_amount_and_retry_date(world:
     declined = await world.press(user, notice, "Pay €29.00 now")
     assert not isinstance(declined, str)
     assert (declined.text or "") == "The card has insufficient funds. Nothing was changed."
-    card = await world.press(user, notice, "Update card")
-    assert not isinstance(card, str)
-    url = await world.press(user, card, "Open the secure page")
-    assert isinstance(url, str)
-    await world.follow(url, payment_method="pm_card_visa")
-    paid = await world.press(user, notice, "Pay €29.00 now")
-    assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
-    await world.settle()
+    await _update_card_and_pay(world, user, notice)
     await world.telegram.assert_no_message(user, within=0.5)
     assert "Status: Active" in ((await world.say(user, "/plan")).text or "")
 
@@ -108,14 +113,7 @@ async def test_a_failed_renewal_is_recovered_from_the_notice(world: World) -> No
     assert text.startswith("Payment failed") and "We could not charge €29.00" in text
     assert "The card was declined." in text and "We will try again on" in text
     assert _labels(notice) == ["Update card", "Pay €29.00 now"]
-    card = await world.press(user, notice, "Update card")
-    assert not isinstance(card, str)
-    url = await world.press(user, card, "Open the secure page")
-    assert isinstance(url, str)
-    await world.follow(url, payment_method="pm_card_visa")
-    paid = await world.press(user, notice, "Pay €29.00 now")
-    assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
-    await world.settle()
+    await _update_card_and_pay(world, user, notice)
     # Paid in the chat: answered there, so no notice follows (no second failure either).
     await world.telegram.assert_no_message(user, within=0.5)
     assert "Status: Active" in ((await world.say(user, "/plan")).text or "")
