@@ -68,6 +68,16 @@ def _prefs_join() -> Any:
     return and_(Preference.channel == ChatLink.channel, Preference.user_id == ChatLink.user_id)
 
 
+def _notice(kind: str, key: str, recipient: tuple[str, str, str, str | None],
+            catalog: Catalog, now: datetime, params: dict[str, Any]) -> dict[str, Any]:
+    """Return a notice row for one recipient (channel, user, chat, zone): deduplicated per
+    recipient, due now or after the recipient's quiet hours."""
+    channel, user_id, chat_id, zone = recipient
+    return {"dedupe_key": recipient_key(key, channel, user_id), "channel": channel,
+            "user_id": user_id, "chat_id": chat_id, "kind": kind,
+            "send_after": send_time(kind, catalog.quiet_hours, zone, now), "params": params}
+
+
 async def _renewals_due(session: AsyncSession, low: datetime, high: datetime) -> list[Any]:
     sub = MirrorSubscription
     return list((await session.execute(
@@ -97,15 +107,12 @@ async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None
                      session, low, now + timedelta(days=days)):
                 renews = int(end.timestamp())
                 key = f"renewal_reminder:{sub_id}:{renews}:{days}d"
-                rows.append({
-                    "dedupe_key": recipient_key(key, channel, user_id), "channel": channel,
-                    "user_id": user_id, "chat_id": chat_id, "kind": "renewal_reminder",
-                    "send_after": send_time("renewal_reminder", catalog.quiet_hours, zone, now),
-                    "params": {"subscription": sub_id, "renews": renews, "days": days,
-                               "plan": names.get(price_id) or product or price_id,
-                               "amount": upcoming if upcoming is not None else unit * quantity,
-                               "currency": currency, "interval": interval,
-                               "interval_count": count}})
+                rows.append(_notice(
+                    "renewal_reminder", key, (channel, user_id, chat_id, zone), catalog, now,
+                    {"subscription": sub_id, "renews": renews, "days": days,
+                     "plan": names.get(price_id) or product or price_id,
+                     "amount": upcoming if upcoming is not None else unit * quantity,
+                     "currency": currency, "interval": interval, "interval_count": count}))
         added = await add_many(session, rows)
     return Scan(due=len(rows), added=added)
 
@@ -146,11 +153,9 @@ async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = N
         for (customer, card, brand, last4, month, year, channel, user_id, chat_id,
              zone) in found:
             key = f"card_expiring:{card or customer}:{year}-{month:02d}"
-            rows.append({
-                "dedupe_key": recipient_key(key, channel, user_id), "channel": channel,
-                "user_id": user_id, "chat_id": chat_id, "kind": "card_expiring",
-                "send_after": send_time("card_expiring", catalog.quiet_hours, zone, now),
-                "params": {"customer": customer, "brand": brand, "last4": last4,
-                           "exp_month": month, "exp_year": year}})
+            rows.append(_notice(
+                "card_expiring", key, (channel, user_id, chat_id, zone), catalog, now,
+                {"customer": customer, "brand": brand, "last4": last4, "exp_month": month,
+                 "exp_year": year}))
         added = await add_many(session, rows)
     return Scan(due=len(rows), added=added)
