@@ -57,7 +57,13 @@ class MirrorSubscription(Base):
     scheduled_price_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     discount_coupon: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The subscription's own default card (Checkout puts the card here, not on the customer);
+    # None means its invoices are paid with the customer's default card.
     card_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    card_brand: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    card_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    card_exp_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    card_exp_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_amount: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latest_invoice_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime())
