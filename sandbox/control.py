@@ -235,11 +235,12 @@ class Sandbox:
             if payment_method:
                 customers.set_default_payment_method(self.store, customer, payment_method)
             price = catalog.price_by_lookup_key(self.store, price_lookup_key)
+            # As an API integration does: the customer's invoice default pays, the
+            # subscription has no default_payment_method of its own.
             sub = new_subscription(
                 self.store,
                 customer,
                 [(price, quantity)],
-                pm_id=customer["invoice_settings"]["default_payment_method"],
                 payment_behavior="error_if_incomplete",
             )
             return render(self.store, sub)

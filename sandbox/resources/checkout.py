@@ -8,11 +8,7 @@ from sandbox.cards import CARDS, decline
 from sandbox.errors import invalid
 from sandbox.expand import render, render_list, set_metadata
 from sandbox.forms import as_int
-from sandbox.resources.customers import (
-    new_customer,
-    resolve_payment_method,
-    set_default_payment_method,
-)
+from sandbox.resources.customers import attach, new_customer, resolve_payment_method
 from sandbox.resources.events import emit
 from sandbox.resources.subscriptions import new_subscription, resolve_items
 from sandbox.store import Obj, RouteSpec, Store, new_id
@@ -155,13 +151,17 @@ def complete(
     email = email or (session["customer_details"] or {}).get("email")
     if customer is None:
         customer = new_customer(store, {"email": email})
-    set_default_payment_method(store, customer, payment_method)
+    # Checkout in subscription mode attaches the card to the customer and makes it the
+    # *subscription's* default_payment_method; the customer's invoice default stays as it was
+    # (docs.stripe.com/payments/checkout/subscriptions/update-payment-details sets the customer
+    # default as a separate, explicit step).
+    card_id = attach(store, payment_method, customer["id"])["id"]
     pairs = [(store.objects[price_id], qty) for price_id, qty in plan["items"]]
     sub = new_subscription(
         store,
         customer,
         pairs,
-        pm_id=customer["invoice_settings"]["default_payment_method"],
+        pm_id=card_id,
         metadata=plan["metadata"],
         trial_days=plan["trial_days"],
         description=plan["description"],

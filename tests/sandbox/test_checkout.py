@@ -34,7 +34,13 @@ async def test_checkout_page_creates_a_paid_subscription(
 
     customer = await client.v1.customers.retrieve_async(str(done.customer))
     assert customer.email == "ada@example.com"
-    assert customer.invoice_settings.default_payment_method == sub.default_payment_method
+    # Checkout (mode=subscription) puts the card on the subscription and attaches it to the
+    # customer, leaving the customer's invoice default empty: setting that is a separate step
+    # (docs.stripe.com/payments/checkout/subscriptions/update-payment-details).
+    assert customer.invoice_settings.default_payment_method is None
+    assert isinstance(sub.default_payment_method, str)
+    methods = await client.v1.customers.payment_methods.list_async(customer.id)
+    assert [m.id for m in methods.data] == [sub.default_payment_method]
 
     invoices = await client.v1.invoices.list_async({"customer": customer.id})
     [invoice] = invoices.data
@@ -151,3 +157,43 @@ async def test_complete_checkout_from_python(client: stripe.StripeClient, sandbo
         {"customer": customer.id, "expand": ["data.default_payment_method"]}
     )
     assert subs.data[0].default_payment_method.card.last4 == "4242"
+
+
+async def test_checkout_subscription_renews_with_its_own_card(
+    client: stripe.StripeClient, sandbox: Sandbox
+) -> None:
+    """A Checkout subscription's renewal is charged to the subscription's card, not a newer
+    customer default: `subscription.default_payment_method` overrides the customer's
+    `invoice_settings.default_payment_method` (API reference, subscription object; the bug
+    this causes is laravel/cashier-stripe issue 1650)."""
+    sub = await subscribed(client, payment_method="pm_card_visa")
+    declining = await client.v1.payment_methods.attach_async(
+        "pm_card_visa_chargeDeclined", {"customer": str(sub.customer)}
+    )
+    await client.v1.customers.update_async(
+        str(sub.customer), {"invoice_settings": {"default_payment_method": declining.id}}
+    )
+    sandbox.advance_time(32 * 86400)
+    invoices = await client.v1.invoices.list_async({"subscription": sub.id})
+    renewal = invoices.data[0]
+    assert renewal.billing_reason == "subscription_cycle" and renewal.status == "paid"
+    assert (await client.v1.subscriptions.retrieve_async(sub.id)).status == "active"
+
+
+async def test_api_subscription_pays_with_the_customer_default(
+    client: stripe.StripeClient, sandbox: Sandbox
+) -> None:
+    """A subscription without a card of its own is charged to the customer's invoice default
+    (API reference, `subscription.default_payment_method`: "If not set, invoices will use the
+    default payment method in the customer's invoice settings")."""
+    customer = sandbox.create_customer(email="cy@example.com", payment_method="pm_card_visa")
+    made = sandbox.subscribe(customer["id"], "basic_monthly", payment_method=None)
+    assert made["default_payment_method"] is None and made["status"] == "active"
+    declining = await client.v1.payment_methods.attach_async(
+        "pm_card_visa_chargeDeclined", {"customer": customer["id"]}
+    )
+    await client.v1.customers.update_async(
+        customer["id"], {"invoice_settings": {"default_payment_method": declining.id}}
+    )
+    sandbox.advance_time(32 * 86400)
+    assert (await client.v1.subscriptions.retrieve_async(made["id"])).status == "past_due"
