@@ -19,8 +19,8 @@ Processing rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,10 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db import Database
 from billing.errors import StripeProblem, WebhookRejected
 from billing.models import StripeEvent, utcnow
+from billing.payloads import MalformedPayload, parse
 from billing.services import Billing
 
 log = logging.getLogger(__name__)
 MAX_BODY = 512 * 1024
+TOLERANCE = stripe.Webhook.DEFAULT_TOLERANCE  # seconds, either side of now
+MAX_ID = 255  # the columns' sizes (stripe_events.id, .type, .created)
+MAX_TYPE = 128
+MAX_CREATED = 2**31 - 1
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
@@ -80,16 +85,49 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
     if not signature:
         raise WebhookRejected("missing Stripe-Signature")
     try:
-        stripe.WebhookSignature.verify_header(payload, signature, secret,
-                                              stripe.Webhook.DEFAULT_TOLERANCE)
-        data: Any = json.loads(payload)
+        stripe.WebhookSignature.verify_header(payload, signature, secret, TOLERANCE)
+        signed_at = _signed_at(signature)
     except (ValueError, stripe.SignatureVerificationError):
         raise WebhookRejected("signature does not verify") from None
-    # Signed is not well-formed: an array or null must not crash the endpoint.
-    if (not isinstance(data, dict) or not isinstance(data.get("id"), str)
-            or not isinstance(data.get("type"), str)):
-        raise WebhookRejected("not an event")
-    return data
+    # stripe-python bounds only the past. A signature dated ahead stays "recent" until that
+    # time comes, so a captured delivery could be replayed for as long (with t=10**20,
+    # forever); Stripe signs at the moment it sends, so beyond clock skew (the same
+    # tolerance) a future date is a forgery or a broken clock either way.
+    if signed_at > time.time() + TOLERANCE:
+        raise WebhookRejected("signature dated in the future")
+    # Signed is not well-formed: a proxy that rewrites, a bug upstream or anyone holding the
+    # secret can send what the SDK and the database choke on.
+    try:
+        data: Any = parse(payload, text=True)
+    except MalformedPayload as error:
+        raise WebhookRejected(f"not an event: {error}") from None
+    problem = _malformed_event(data) if isinstance(data, dict) else "not an object"
+    if problem:
+        raise WebhookRejected(f"not an event: {problem}")
+    event: dict[str, Any] = data
+    return event
+
+
+def _signed_at(header: str) -> int:
+    """Return the header's timestamp, read as stripe-python reads it (the first `t=`)."""
+    return int(next(item.split("=")[1] for item in header.split(",")
+                    if item.split("=")[0] == "t"))
+
+
+def _malformed_event(data: dict[str, Any]) -> str | None:
+    """Say what keeps a parsed object from being a storable Stripe event, if anything."""
+    event_id, type_, created = data.get("id"), data.get("type"), data.get("created", 0)
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID:
+        return "id"
+    if not isinstance(type_, str) or not 0 < len(type_) <= MAX_TYPE:
+        return "type"
+    # bool is an int to Python; the column is a 32-bit INTEGER on PostgreSQL.
+    if type(created) is not int or not 0 <= created <= MAX_CREATED:
+        return "created"
+    body = data.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
+        return "data.object"
+    return None
 
 
 async def record(session: AsyncSession, event: dict[str, Any]) -> bool:
