@@ -9,20 +9,23 @@ import re
 from html import escape
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from billing.errors import NotFound, StripeProblem, WebhookRejected
 from billing.links import mint_token
+from billing.payloads import MalformedPayload, parse
 from billing.webhooks import Intake, verify
+from bot.limits import BodyLimit
 from bot.runtime import Runtime, secret
 from bot.telegram import TelegramChannel
 from bot.worker import Worker
 from handlers.i18n import N_, pick_locale, translate
 
 log = logging.getLogger(__name__)
-CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,250}$")
+CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")  # used with fullmatch: `$` allows "\n"
 MAX_UPDATE = 256 * 1024
 
 
@@ -64,7 +67,7 @@ class Server:
             Route("/api/link-tokens", self.link_tokens, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
-        ])
+        ], middleware=[Middleware(BodyLimit)])
 
     async def stripe_webhook(self, request: Request) -> Response:
         """Verify a Stripe event on the raw body, store it once, answer at once."""
@@ -74,6 +77,7 @@ class Server:
                            secret(self.runtime.settings.stripe_webhook_secret))
         except WebhookRejected as error:
             self.counts["stripe_events_rejected"] += 1
+            log.warning("Stripe webhook refused: %s", error)
             return JSONResponse({"error": str(error)}, status_code=400)
         fresh = await self.intake.store(event)
         self.counts["stripe_events_received"] += 1
@@ -127,11 +131,12 @@ class Server:
         if not auth.startswith("Bearer ") or not _same(auth[7:], expected):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         try:
-            body = json.loads(await request.body())
-        except ValueError:
+            body = parse(await request.body())
+        except MalformedPayload as error:
+            log.info("link token request refused: %s", error)
             body = None
         customer = body.get("customer") if isinstance(body, dict) else None
-        if not isinstance(customer, str) or not CUSTOMER_ID.match(customer):
+        if not isinstance(customer, str) or not CUSTOMER_ID.fullmatch(customer):
             return JSONResponse({"error": "expected {\"customer\": \"cus_…\"}"}, status_code=422)
         billing = self.runtime.billing
         try:
