@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Awaitable
@@ -33,12 +34,18 @@ from bot.runtime import secret
 from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_render import html, keyboard
+from bot.telegram_updates import problem
 from handlers.context import Actor
-from handlers.i18n import LOCALES, pick_locale, translate
+from handlers.i18n import LOCALES, N_, pick_locale, translate
 from handlers.portal import Portal
-from handlers.replies import Reply
+from handlers.replies import Button, Reply, rows
 
 log = logging.getLogger(__name__)
+# JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 encoder takes: echoed in an
+# answer it made every send fail. Telegram itself sends valid UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The exceptions PTB's de_json raises on input of the wrong shape (it checks no types).
+_SHAPE_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OverflowError)
 
 
 class PerChatOrder(BaseUpdateProcessor):
@@ -82,6 +89,11 @@ def retry_seconds(error: RetryAfter) -> float:
     return value if isinstance(value, int) else value.total_seconds()
 
 
+def clean(text: str) -> str:
+    """Replace lone surrogates (never valid Unicode text) with U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def actor_of(update: Update) -> Actor:
     """Describe the user behind an update."""
     user, chat = update.effective_user, update.effective_chat
@@ -89,7 +101,7 @@ def actor_of(update: Update) -> Actor:
         raise ValueError("an update without a user or chat")
     return Actor(channel="telegram", user_id=str(user.id), chat_id=str(chat.id),
                  private=chat.type == ChatType.PRIVATE, language=user.language_code,
-                 name=user.first_name)
+                 name=clean(user.first_name))
 
 
 class TelegramChannel:
@@ -153,9 +165,18 @@ class TelegramChannel:
             await self.app.stop()
         await self.app.shutdown()
 
-    async def feed(self, data: dict[str, Any]) -> None:
-        """Queue one update received by the webhook route."""
-        await self.app.update_queue.put(Update.de_json(data, self.app.bot))
+    async def feed(self, data: Any) -> str | None:
+        """Queue one update received by the webhook route; return why it was dropped instead,
+        when it is no update Portier can act on."""
+        why = problem(data)
+        if why is not None:
+            return why
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except _SHAPE_ERRORS as error:  # a field Portier does not check had the wrong shape
+            return f"unreadable: {type(error).__name__}"
+        await self.app.update_queue.put(update)
+        return None
 
     async def on_command(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer `/name args`; a command addressed to another bot is ignored."""
@@ -166,16 +187,35 @@ class TelegramChannel:
         name, _, mention = head[1:].partition("@")
         if mention and mention.lower() != (self.app.bot.username or "").lower():
             return
+        if message.sender_chat is not None:
+            await self._answer_anonymous(message.chat_id)
+            return
         actor = actor_of(update)
-        await self.deliver(actor, await self.portal.command(actor, name, args))
+        await self.deliver(actor, await self.portal.command(actor, clean(name), clean(args)))
 
     async def on_text(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer free text in a private chat."""
         message = update.effective_message
         if message is None or message.text is None or update.effective_user is None:
             return
+        if message.sender_chat is not None:
+            await self._answer_anonymous(message.chat_id)
+            return
         actor = actor_of(update)
-        await self.deliver(actor, await self.portal.text(actor, message.text))
+        await self.deliver(actor, await self.portal.text(actor, clean(message.text)))
+
+    async def _answer_anonymous(self, chat_id: int) -> None:
+        """Answer a message sent on behalf of a chat: an anonymous group admin (`from` is
+        GroupAnonymousBot) or a channel. Nobody can be identified, so nothing is looked up;
+        billing is per person, in a private chat."""
+        locale = self.settings.locale
+        text = translate(locale, N_("I can't tell who you are when you write anonymously, "
+                                    "on behalf of the group. Billing works in a private chat "
+                                    "with me."))
+        username = self.app.bot.username
+        buttons = rows(Button(translate(locale, N_("Open private chat")),
+                              url=f"https://t.me/{username}")) if username else ()
+        await self.send(str(chat_id), Reply(text, buttons=buttons))
 
     async def on_button(self, update: Update, _ctx: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer a button press; every callback query is answered, as Telegram requires."""
@@ -229,6 +269,8 @@ class TelegramChannel:
         error = context.error
         log.error("update failed: %s", type(error).__name__, exc_info=error)
         if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        if isinstance(error, Unreachable):  # the chat just refused a message: not another
             return
         try:
             if update.callback_query is not None:
