@@ -44,6 +44,11 @@ def find_zone(text: str) -> str | None:
     return cities[0] if len(cities) == 1 else None
 
 
+def _shown(text: str) -> str:
+    """Return typed text fit to echo: a lone surrogate (no channel can send one) as "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def zone_label(ctx: Ctx, zone: str) -> str:
     """Name a zone by its city in the user's language ("Wien"), or as it is ("UTC")."""
     if "/" not in zone:
@@ -169,6 +174,6 @@ async def type_zone(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply
                          kind="timezone")
         return [_zone_picker(ctx, ctx.t(
             "I don't know the time zone “{name}”. Nothing was changed. Send a name like "
-            "Europe/Berlin, or pick one.", name=text[:60]))]
+            "Europe/Berlin, or pick one.", name=_shown(text[:60])))]
     await _save(ctx, timezone=zone)
     return await _menu(replace(ctx, zone=zone))

@@ -3,6 +3,7 @@ never a 500 or a dropped connection; nothing stored or sent; the service healthy
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,6 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import LinkToken, StripeEvent
+from billing.prefs import get_prefs
+from handlers.context import Actor
 from tests.world import API_KEY, TELEGRAM_SECRET, WEBHOOK_SECRET, World
 
 DEEP = 50_000
@@ -107,7 +110,6 @@ async def test_a_bad_event_does_not_spoil_good_ones_arriving_with_it(world: Worl
     good = json.dumps(_event(id="evt_good")).encode()
     bad = json.dumps(_event(id="evt_bad", created=2**70)).encode()
     url = f"{world.url}/stripe/webhook"
-    import asyncio
     answers = await asyncio.gather(
         world.http.post(url, content=bad, headers={"Stripe-Signature": _sign(bad)}),
         world.http.post(url, content=good, headers={"Stripe-Signature": _sign(good)}))
@@ -251,3 +253,17 @@ async def test_an_oversized_link_request_gets_413(world: World) -> None:
     assert await _link(world, body) == 413
     assert await _link_tokens(world) == 0
     await _healthy(world)
+
+
+async def test_the_settings_flow_itself_echoes_a_lone_surrogate_safely(world: World) -> None:
+    """Whatever channel passes a lone surrogate on (the console reads undecodable bytes as
+    surrogates), the unknown-zone answer is valid Unicode and nothing is saved."""
+    portal = world.service.runtime.portal
+    actor = Actor(channel="console", user_id="hostile", chat_id="hostile", private=True)
+    await portal.button(actor, "set:tz")
+    [reply] = await portal.text(actor, "Europe/\udcff")
+    assert "don't know the time zone “Europe/?”" in reply.text
+    reply.text.encode("utf-8")
+    async with world.service.runtime.billing.db.session() as session:
+        prefs = await get_prefs(session, channel="console", user_id="hostile")
+    assert prefs is None or prefs.timezone is None
