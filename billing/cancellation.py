@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
-import stripe
-
+from billing import mirror
 from billing.catalog import Price
-from billing.changes import DOWNGRADE, list_options
+from billing.changes import DOWNGRADE, options_of
 from billing.errors import BillingError, InvalidRequest, NotFound
 from billing.gateway import idempotency_key
-from billing.mirror import refresh_customer
+from billing.models import utcnow
 from billing.services import Billing
+from billing.shapes import item, ref_id, when
 from billing.subscriptions import current_subscription, owned_subscription
 
 REASONS = ("too_expensive", "missing_features", "switched_service", "unused",
@@ -60,22 +61,15 @@ class Outcome:
     until: datetime | None
 
 
-def _when(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
+def _period_end(subscription: dict[str, Any]) -> datetime | None:
+    return when(item(subscription)["current_period_end"])
 
 
-def _period_end(subscription: stripe.Subscription) -> int:
-    return int(subscription["items"].data[0].current_period_end)
+def _offered(subscription: dict[str, Any]) -> str | None:
+    return str((subscription.get("metadata") or {}).get(OFFER_KEY) or "") or None
 
 
-def _offered(subscription: stripe.Subscription) -> str | None:
-    metadata = subscription.metadata
-    if not metadata or OFFER_KEY not in metadata:
-        return None
-    return str(metadata[OFFER_KEY]) or None
-
-
-async def _coupon_offer(billing: Billing, subscription: stripe.Subscription) -> Offer | None:
+async def _coupon_offer(billing: Billing, subscription: dict[str, Any]) -> Offer | None:
     coupon_id = billing.catalog.save_coupon
     if not coupon_id:
         return None
@@ -83,17 +77,16 @@ async def _coupon_offer(billing: Billing, subscription: stripe.Subscription) -> 
         coupon = await billing.gateway.coupon(coupon_id)
     except NotFound:
         return None
-    if not coupon.valid or getattr(coupon, "deleted", False):
+    if not coupon.get("valid") or coupon.get("deleted"):
         return None
-    return Offer(kind="coupon", subscription_id=subscription.id, coupon_id=coupon.id,
-                 percent_off=coupon.percent_off, amount_off=coupon.amount_off,
-                 currency=coupon.currency, duration=coupon.duration,
-                 duration_in_months=coupon.duration_in_months)
+    return Offer(kind="coupon", subscription_id=subscription["id"], coupon_id=coupon["id"],
+                 percent_off=coupon.get("percent_off"), amount_off=coupon.get("amount_off"),
+                 currency=coupon.get("currency"), duration=coupon.get("duration"),
+                 duration_in_months=coupon.get("duration_in_months"))
 
 
-async def _plan_offer(billing: Billing, customer_id: str,
-                      subscription: stripe.Subscription) -> Offer | None:
-    current, options = await list_options(billing, customer_id=customer_id)
+def _plan_offer(billing: Billing, subscription: dict[str, Any]) -> Offer | None:
+    current, options = options_of(billing, subscription)
     cheaper = [o for o in options if o.direction == DOWNGRADE]
     if not cheaper:
         return None
@@ -101,7 +94,7 @@ async def _plan_offer(billing: Billing, customer_id: str,
     same = [o for o in cheaper if o.price.interval == current.interval]
     pick = max(same, key=lambda o: o.plan.rank) if same else min(
         cheaper, key=lambda o: o.price.unit_amount)
-    return Offer(kind="plan", subscription_id=subscription.id, plan_key=pick.plan.key,
+    return Offer(kind="plan", subscription_id=subscription["id"], plan_key=pick.plan.key,
                  plan_name=pick.plan.name, price=pick.price)
 
 
@@ -111,22 +104,21 @@ async def make_offer(billing: Billing, *, customer_id: str, reason: str) -> Offe
         raise InvalidRequest("reason")
     subscription = await current_subscription(billing, customer_id=customer_id)
     offer: Offer | None = None
-    if _offered(subscription) is None and not subscription.cancel_at_period_end:
+    if _offered(subscription) is None and not subscription.get("cancel_at_period_end"):
         if reason == "too_expensive":
-            offer = await _coupon_offer(billing, subscription) or await _plan_offer(
-                billing, customer_id, subscription)
+            offer = await _coupon_offer(billing, subscription) or _plan_offer(
+                billing, subscription)
         elif reason == "unused" and billing.catalog.pause_days:
-            offer = Offer(kind="pause", subscription_id=subscription.id,
+            offer = Offer(kind="pause", subscription_id=subscription["id"],
                           pause_days=billing.catalog.pause_days)
     if offer is None:
-        return Offer(kind="none", subscription_id=subscription.id)
-    await billing.gateway.update_subscription(
-        subscription.id, {"metadata": {OFFER_KEY: offer.kind}},
-        key=idempotency_key("offer", subscription.id))
+        return Offer(kind="none", subscription_id=subscription["id"])
+    await billing.gateway.remember(subscription["id"], {OFFER_KEY: offer.kind},
+                                   key=idempotency_key("offer", subscription["id"]))
     return offer
 
 
-def _accepting(subscription: stripe.Subscription, kind: str) -> None:
+def _accepting(subscription: dict[str, Any], kind: str) -> None:
     if _offered(subscription) != kind:
         raise OfferNotMade(kind)
 
@@ -138,17 +130,17 @@ async def accept_coupon(billing: Billing, *, customer_id: str) -> Outcome:
     coupon = billing.catalog.save_coupon
     if not coupon:
         raise OfferNotMade("coupon")
-    await billing.gateway.update_subscription(subscription.id, {
-        "discounts": [{"coupon": coupon}],
-        "metadata": {OFFER_KEY: "coupon_accepted"},
-    }, key=idempotency_key("coupon", subscription.id, coupon))
-    await refresh_customer(billing, customer_id)  # /plan shows it at once
-    return Outcome(subscription_id=subscription.id, until=_when(_period_end(subscription)))
+    read_at = utcnow()
+    updated = await billing.gateway.apply_coupon(
+        subscription["id"], coupon, metadata={OFFER_KEY: "coupon_accepted"},
+        key=idempotency_key("coupon", subscription["id"], coupon))
+    await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    return Outcome(subscription_id=subscription["id"], until=_period_end(subscription))
 
 
-def pause_start(subscription: stripe.Subscription) -> int:
+def pause_start(subscription: dict[str, Any]) -> int:
     """Return the moment a pause starts from: now, never before the current period began."""
-    return max(int(time.time()), int(subscription["items"].data[0].current_period_start))
+    return max(int(time.time()), int(item(subscription)["current_period_start"]))
 
 
 async def accept_pause(billing: Billing, *, customer_id: str, days: int) -> Outcome:
@@ -158,12 +150,12 @@ async def accept_pause(billing: Billing, *, customer_id: str, days: int) -> Outc
     if days not in billing.catalog.pause_days:
         raise OfferNotMade("pause")
     resumes_at = pause_start(subscription) + days * DAY
-    await billing.gateway.update_subscription(subscription.id, {
-        "pause_collection": {"behavior": "void", "resumes_at": resumes_at},
-        "metadata": {OFFER_KEY: "pause_accepted"},
-    }, key=idempotency_key("pause", subscription.id, days))
-    await refresh_customer(billing, customer_id)  # /plan shows it at once
-    return Outcome(subscription_id=subscription.id, until=_when(resumes_at))
+    read_at = utcnow()
+    updated = await billing.gateway.pause(
+        subscription["id"], resumes_at=resumes_at, metadata={OFFER_KEY: "pause_accepted"},
+        key=idempotency_key("pause", subscription["id"], days))
+    await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    return Outcome(subscription_id=subscription["id"], until=when(resumes_at))
 
 
 async def cancel_at_period_end(billing: Billing, *, customer_id: str, reason: str,
@@ -172,47 +164,48 @@ async def cancel_at_period_end(billing: Billing, *, customer_id: str, reason: st
     if reason not in REASONS:
         raise InvalidRequest("reason")
     subscription = await current_subscription(billing, customer_id=customer_id)
-    if subscription.cancel_at_period_end:
-        return Outcome(subscription_id=subscription.id, until=_when(_period_end(subscription)))
-    schedule = subscription.schedule
-    if schedule is not None:
+    if subscription.get("cancel_at_period_end"):
+        return Outcome(subscription_id=subscription["id"], until=_period_end(subscription))
+    read_at = utcnow()
+    schedule = subscription.get("schedule")
+    schedule_id = ref_id(schedule)
+    if schedule_id is not None and (not isinstance(schedule, dict) or schedule.get(
+            "status") in ("active", "not_started")):
         # Stripe refuses cancel settings on a subscription a schedule manages; the queued
         # change is moot once the subscription ends, so release it first.
-        schedule_id = schedule if isinstance(schedule, str) else schedule.id
-        if isinstance(schedule, str) or schedule.status in ("active", "not_started"):
-            await billing.gateway.release_schedule(
-                schedule_id, key=idempotency_key("release", schedule_id))
-    details = {"feedback": reason, "comment": comment or ""}
-    updated = await billing.gateway.update_subscription(subscription.id, {
-        "cancel_at_period_end": True, "cancellation_details": details,
-    }, key=idempotency_key("cancel", subscription.id, reason, comment, intent))
-    await refresh_customer(billing, customer_id)  # /plan shows it at once
-    return Outcome(subscription_id=updated.id, until=_when(_period_end(updated)))
+        await billing.gateway.release_schedule(
+            schedule_id, key=idempotency_key("release", schedule_id))
+    updated = await billing.gateway.cancel_at_period_end(
+        subscription["id"], feedback=reason, comment=comment or "",
+        key=idempotency_key("cancel", subscription["id"], reason, comment, intent))
+    await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    return Outcome(subscription_id=updated["id"], until=_period_end(updated))
 
 
 async def resume(billing: Billing, *, customer_id: str, subscription_id: str) -> Outcome:
     """Undo a pending cancel of the customer's subscription."""
     subscription = await owned_subscription(billing, customer_id=customer_id,
                                             subscription_id=subscription_id)
-    if subscription.cancel_at_period_end or subscription.cancel_at:
-        params: dict[str, object] = {"cancel_at_period_end": False}
-        if subscription.cancel_at and not subscription.cancel_at_period_end:
-            params = {"cancel_at": ""}
-        await billing.gateway.update_subscription(
-            subscription.id, params,
-            key=idempotency_key("resume", subscription.id, subscription.canceled_at))
-    await refresh_customer(billing, customer_id)  # /plan shows it at once
-    return Outcome(subscription_id=subscription.id, until=_when(_period_end(subscription)))
+    if subscription.get("cancel_at_period_end") or subscription.get("cancel_at"):
+        read_at = utcnow()
+        updated = await billing.gateway.keep(
+            subscription["id"],
+            cancel_at=bool(subscription.get("cancel_at")
+                           and not subscription.get("cancel_at_period_end")),
+            key=idempotency_key("resume", subscription["id"], subscription.get("canceled_at")))
+        await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    return Outcome(subscription_id=subscription["id"], until=_period_end(subscription))
 
 
 async def unpause(billing: Billing, *, customer_id: str, subscription_id: str) -> Outcome:
     """Resume a paused subscription's collection now."""
     subscription = await owned_subscription(billing, customer_id=customer_id,
                                             subscription_id=subscription_id)
-    pause = subscription.pause_collection
+    pause = subscription.get("pause_collection")
     if pause is not None:
-        await billing.gateway.update_subscription(
-            subscription.id, {"pause_collection": ""},
-            key=idempotency_key("unpause", subscription.id, pause.resumes_at))
-    await refresh_customer(billing, customer_id)  # /plan shows it at once
-    return Outcome(subscription_id=subscription.id, until=_when(_period_end(subscription)))
+        read_at = utcnow()
+        updated = await billing.gateway.unpause(
+            subscription["id"], key=idempotency_key("unpause", subscription["id"],
+                                                    pause.get("resumes_at")))
+        await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    return Outcome(subscription_id=subscription["id"], until=_period_end(subscription))

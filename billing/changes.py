@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import stripe
-
+from billing import mirror
 from billing.catalog import Plan, Price
 from billing.errors import BillingError, NotFound, NotYours
 from billing.gateway import idempotency_key
-from billing.mirror import refresh_customer
+from billing.models import utcnow
 from billing.services import Billing
+from billing.shapes import item, ref_id
 from billing.subscriptions import current_subscription
 
 UPGRADE, DOWNGRADE = "upgrade", "downgrade"
@@ -84,9 +84,8 @@ def direction(billing: Billing, current: Price, target: Price) -> str:
     return UPGRADE if target.unit_amount > current.unit_amount else DOWNGRADE
 
 
-def _current_price(billing: Billing, subscription: stripe.Subscription) -> Price:
-    item = subscription["items"].data[0]
-    price = billing.prices.by_id(item.price.id)
+def _current_price(billing: Billing, subscription: dict[str, Any]) -> Price:
+    price = billing.prices.by_id(item(subscription)["price"]["id"])
     if price is None:
         raise NotFound("price")  # a price outside the catalog: changes go through support
     return price
@@ -94,7 +93,11 @@ def _current_price(billing: Billing, subscription: stripe.Subscription) -> Price
 
 async def list_options(billing: Billing, *, customer_id: str) -> tuple[Price, list[Option]]:
     """Return the current price and every other catalog price, upgrades first."""
-    subscription = await current_subscription(billing, customer_id=customer_id)
+    return options_of(billing, await current_subscription(billing, customer_id=customer_id))
+
+
+def options_of(billing: Billing, subscription: dict[str, Any]) -> tuple[Price, list[Option]]:
+    """Return a subscription's price and every other catalog price, upgrades first."""
     current = _current_price(billing, subscription)
     options = []
     for plan in billing.catalog.plans:
@@ -123,18 +126,19 @@ def timing(billing: Billing, change: str) -> str:
     return NOW if change == UPGRADE else billing.catalog.downgrade
 
 
-def _items(subscription: stripe.Subscription, price: Price) -> list[dict[str, Any]]:
-    item = subscription["items"].data[0]
-    return [{"id": item.id, "price": price.id, "quantity": item.quantity or 1}]
-
-
 def _behavior(change: str) -> str:
     return "always_invoice" if change == UPGRADE else "create_prorations"
 
 
-def _stripe_now(invoice: stripe.Invoice) -> int | None:
+def _is_proration(line: dict[str, Any]) -> bool:
+    details = (line.get("parent") or {}).get("subscription_item_details") or {}
+    return bool(details.get("proration"))
+
+
+def _stripe_now(invoice: dict[str, Any]) -> int | None:
     """Return the proration date Stripe used: where this change's proration lines start."""
-    starts = [ln.period.start for ln in invoice.lines.data if _is_proration(ln) and ln.period]
+    starts = [ln["period"]["start"] for ln in invoice["lines"]["data"]
+              if _is_proration(ln) and ln.get("period")]
     return max(starts) if starts else None
 
 
@@ -146,52 +150,56 @@ async def preview(billing: Billing, *, customer_id: str, plan_key: str, interval
     return await _preview(billing, subscription, plan, price, proration_date)
 
 
-async def _preview(billing: Billing, subscription: stripe.Subscription, plan: Plan,
+async def _preview(billing: Billing, subscription: dict[str, Any], plan: Plan,
                    price: Price, proration_date: int | None) -> ChangePreview:
     current = _current_price(billing, subscription)
     if current.id == price.id:
         raise AlreadyOnPlan(plan.key)
     change = direction(billing, current, price)
-    item = subscription["items"].data[0]
-    quantity = item.quantity or 1
-    common: dict[str, Any] = dict(subscription_id=subscription.id, plan=plan, price=price,
+    first = item(subscription)
+    quantity = first.get("quantity") or 1
+    common: dict[str, Any] = dict(subscription_id=subscription["id"], plan=plan, price=price,
                                   direction=change, currency=price.currency)
     if timing(billing, change) == PERIOD_END:
-        end = item.current_period_end
+        end = int(first["current_period_end"])
         return ChangePreview(**common, timing=PERIOD_END, proration_date=end, amount_today=0,
                              next_amount=price.unit_amount * quantity, starts_at=_when(end))
     invoice = await billing.gateway.preview_change(
-        subscription.id, items=_items(subscription, price), proration_behavior=_behavior(change),
-        proration_date=proration_date)
+        subscription["id"], items=[{"id": first["id"], "price": price.id, "quantity": quantity}],
+        proration_behavior=_behavior(change), proration_date=proration_date)
     date = proration_date or _stripe_now(invoice) or int(time.time())
     # Stripe invoices at once for always_invoice and for any switch of billing interval.
     invoiced_now = change == UPGRADE or price.interval != current.interval or (
         price.interval_count != current.interval_count)
-    full = [ln for ln in invoice.lines.data if not _is_proration(ln)]
-    starts = max((ln.period.start for ln in full), default=item.current_period_end)
+    full = [ln for ln in invoice["lines"]["data"] if not _is_proration(ln)]
+    starts = max((ln["period"]["start"] for ln in full), default=first["current_period_end"])
     if invoiced_now:  # an interval switch restarts the period today; the next one starts later
-        starts = max((ln.period.end for ln in full), default=starts)
+        starts = max((ln["period"]["end"] for ln in full), default=starts)
     return ChangePreview(
         **common, timing=NOW, proration_date=date,
-        amount_today=invoice.amount_due if invoiced_now else 0,
-        next_amount=price.unit_amount * quantity if invoiced_now else invoice.amount_due,
+        amount_today=invoice["amount_due"] if invoiced_now else 0,
+        next_amount=price.unit_amount * quantity if invoiced_now else invoice["amount_due"],
         starts_at=_when(starts))
 
 
-def _is_proration(line: Any) -> bool:
-    parent = getattr(line, "parent", None)
-    details = getattr(parent, "subscription_item_details", None) if parent else None
-    return bool(getattr(details, "proration", False))
+def _next_amount(subscription: dict[str, Any], preview: ChangePreview) -> Any:
+    """The next invoice after a change, as its preview said; with a discount, ask Stripe."""
+    return mirror.ASK_STRIPE if subscription.get("discounts") else preview.next_amount
 
 
 async def confirm(billing: Billing, *, customer_id: str, plan_key: str, interval: str,
                   proration_date: int, amount_today: int, next_amount: int) -> ChangeResult:
-    """Apply exactly the previewed change, or return a fresh preview if the amounts moved."""
+    """Apply exactly the previewed change, or return a fresh preview if the amounts moved.
+
+    Three Stripe requests in the common case: the subscription, the preview again (the
+    amounts must still hold), the update; the mirror is written from the update's answer.
+    """
     plan, price = find_price(billing, plan_key, interval)
     subscription = await current_subscription(billing, customer_id=customer_id)
+    first = item(subscription)
     # A renewal since the preview started a new period: Stripe prorates only within it.
     # (A scheduled change's "date" is the period end, never before the period start.)
-    if proration_date < subscription["items"].data[0].current_period_start:
+    if proration_date < first["current_period_start"]:
         fresh = await _preview(billing, subscription, plan, price, None)
         return ChangeResult(outcome="moved", preview=fresh)
     again = await _preview(billing, subscription, plan, price, proration_date)
@@ -199,42 +207,42 @@ async def confirm(billing: Billing, *, customer_id: str, plan_key: str, interval
             proration_date, amount_today, next_amount):
         fresh = await _preview(billing, subscription, plan, price, None)
         return ChangeResult(outcome="moved", preview=fresh)
+    read_at = utcnow()
     await _release(billing, subscription)
+    quantity = first.get("quantity") or 1
     if again.timing == PERIOD_END:
-        await billing.gateway.schedule_price(
-            subscription.id, price_id=price.id,
-            quantity=subscription["items"].data[0].quantity or 1,
-            key=idempotency_key("schedule", subscription.id, price.id, proration_date))
-        await refresh_customer(billing, customer_id)
+        schedule = await billing.gateway.schedule_price(
+            subscription["id"], price_id=price.id, quantity=quantity,
+            key=idempotency_key("schedule", subscription["id"], price.id, proration_date))
+        await mirror.written(billing, dict(subscription, schedule=schedule), read_at=read_at,
+                             next_amount=_next_amount(subscription, again))
         return ChangeResult(outcome="scheduled", preview=again)
-    updated = await billing.gateway.update_subscription(subscription.id, {
-        "items": _items(subscription, price),
-        "proration_behavior": _behavior(again.direction),
-        "proration_date": proration_date,
-        "payment_behavior": "pending_if_incomplete",
-        "expand": ["latest_invoice"],
-    }, key=idempotency_key("change", subscription.id, price.id, proration_date))
-    await refresh_customer(billing, customer_id)  # /plan shows the change at once
-    invoice = updated.latest_invoice
-    invoice_id = invoice if isinstance(invoice, str) or invoice is None else invoice.id
-    if updated.pending_update is not None:
+    updated = await billing.gateway.change_items(
+        subscription["id"], item_id=first["id"], price_id=price.id, quantity=quantity,
+        proration_behavior=_behavior(again.direction), proration_date=proration_date,
+        key=idempotency_key("change", subscription["id"], price.id, proration_date))
+    invoice = updated.get("latest_invoice")
+    invoice_id = ref_id(invoice)
+    if updated.get("pending_update") is not None:
         # Stripe keeps the old plan and the update's invoice open; it voids that invoice and
         # drops the update when `pending_update.expires_at` passes (at most 23 hours).
         return ChangeResult(outcome="declined", preview=again, invoice_id=invoice_id)
+    await mirror.written(billing, updated, read_at=read_at,  # /plan shows the change at once
+                         next_amount=_next_amount(updated, again))
     paid = 0
-    if again.amount_today and not isinstance(invoice, str) and invoice is not None:
-        paid = invoice.amount_paid
+    if again.amount_today and isinstance(invoice, dict):
+        paid = int(invoice.get("amount_paid") or 0)
     return ChangeResult(outcome="applied", preview=again, invoice_id=invoice_id,
                         amount_paid=paid)
 
 
-async def _release(billing: Billing, subscription: stripe.Subscription) -> None:
+async def _release(billing: Billing, subscription: dict[str, Any]) -> None:
     """Drop a change queued by a schedule: the newer choice replaces it."""
-    schedule = subscription.schedule
-    if schedule is None:
+    schedule = subscription.get("schedule")
+    schedule_id = ref_id(schedule)
+    if schedule_id is None:
         return
-    schedule_id = schedule if isinstance(schedule, str) else schedule.id
-    if not isinstance(schedule, str) and schedule.status not in ("active", "not_started"):
+    if isinstance(schedule, dict) and schedule.get("status") not in ("active", "not_started"):
         return
     await billing.gateway.release_schedule(
         schedule_id, key=idempotency_key("release", schedule_id))
@@ -243,13 +251,11 @@ async def _release(billing: Billing, subscription: stripe.Subscription) -> None:
 async def undo_scheduled(billing: Billing, *, customer_id: str, schedule_id: str) -> Price:
     """Release the subscription's schedule so the queued change never happens."""
     subscription = await current_subscription(billing, customer_id=customer_id)
-    schedule = subscription.schedule
-    current = schedule if isinstance(schedule, str) or schedule is None else schedule.id
-    if current != schedule_id:
+    if ref_id(subscription.get("schedule")) != schedule_id:
         other = await billing.gateway.schedule(schedule_id)
-        owner = other.customer if isinstance(other.customer, str) else getattr(
-            other.customer, "id", None)
+        owner = ref_id(other.get("customer"))
         raise NotYours("schedule") if owner != customer_id else NotFound("schedule")
+    read_at = utcnow()
     await _release(billing, subscription)
-    await refresh_customer(billing, customer_id)
+    await mirror.written(billing, dict(subscription, schedule=None), read_at=read_at)
     return _current_price(billing, subscription)

@@ -14,6 +14,7 @@ import billing.mirror_events  # noqa: F401 - registers the mirror's handlers fir
 from billing.links import link_customer
 from billing.notices import enqueue
 from billing.services import Billing
+from billing.shapes import ref_id
 from billing.subscriptions import get_overview
 from billing.webhooks import on
 
@@ -24,13 +25,12 @@ async def link_after_checkout(billing: Billing, session: AsyncSession,
     """Link the chat user who paid in Checkout and greet them with their plan."""
     session_id = event["data"]["object"]["id"]
     checkout = await billing.gateway.checkout_session(session_id)  # re-read, never trust
-    metadata = checkout.metadata.to_dict() if checkout.metadata else {}
+    metadata = checkout.get("metadata") or {}
     channel, user_id = metadata.get("portier_channel"), metadata.get("portier_user")
     chat_id = metadata.get("portier_chat")
-    customer = checkout.customer if isinstance(checkout.customer, str) else getattr(
-        checkout.customer, "id", None)
-    if (checkout.status != "complete" or not customer or not channel or not user_id
-            or not chat_id or checkout.client_reference_id != f"{channel}-{user_id}"):
+    customer = ref_id(checkout.get("customer"))
+    if (checkout.get("status") != "complete" or not customer or not channel or not user_id
+            or not chat_id or checkout.get("client_reference_id") != f"{channel}-{user_id}"):
         return
     await link_customer(session, channel=channel, user_id=user_id, chat_id=chat_id,
                         customer_id=customer)

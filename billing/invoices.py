@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-import stripe
+from datetime import datetime
+from typing import Any
 
 from billing import mirror
 from billing.errors import CardDeclined, InvalidRequest, NotYours
 from billing.gateway import idempotency_key
 from billing.mirror_models import MirrorInvoice
+from billing.mirror_values import invoice_values
+from billing.models import utcnow
 from billing.services import Billing
+from billing.shapes import ref_id
 
 PAGE_SIZE = 5
 
@@ -39,20 +41,13 @@ class InvoicePage:
     next_after: str | None
 
 
-def _line(invoice: stripe.Invoice) -> InvoiceLine:
-    return InvoiceLine(
-        id=invoice.id or "", number=invoice.number,
-        created=datetime.fromtimestamp(invoice.created, UTC), total=invoice.total,
-        amount_remaining=invoice.amount_remaining, currency=invoice.currency,
-        status=invoice.status or "draft", hosted_url=invoice.hosted_invoice_url,
-        pdf_url=invoice.invoice_pdf)
+def _line(invoice: dict[str, Any]) -> InvoiceLine:
+    return _mirrored(MirrorInvoice(**invoice_values(invoice)))
 
 
-async def _owned(billing: Billing, customer_id: str, invoice_id: str) -> stripe.Invoice:
+async def _owned(billing: Billing, customer_id: str, invoice_id: str) -> dict[str, Any]:
     invoice = await billing.gateway.invoice(invoice_id)
-    owner = invoice.customer if isinstance(invoice.customer, str) else getattr(
-        invoice.customer, "id", None)
-    if owner != customer_id:
+    if ref_id(invoice.get("customer")) != customer_id:
         raise NotYours("invoice")
     return invoice
 
@@ -86,32 +81,41 @@ async def list_invoices(billing: Billing, *, customer_id: str,
 async def _stripe_page(billing: Billing, customer_id: str, after: str | None) -> InvoicePage:
     if after is not None:
         await _owned(billing, customer_id, after)  # a cursor naming someone else's invoice
-    page = await billing.gateway.invoices(customer_id, limit=PAGE_SIZE, starting_after=after)
-    items = tuple(_line(inv) for inv in page.data if inv.status != "draft")
-    next_after = page.data[-1].id if page.has_more and page.data else None
+    found, more = await billing.gateway.invoice_page(customer_id, limit=PAGE_SIZE,
+                                                     starting_after=after)
+    items = tuple(_line(inv) for inv in found if inv.get("status") != "draft")
+    next_after = found[-1]["id"] if more and found else None
     return InvoicePage(items=items, next_after=next_after)
 
 
 async def pay_invoice(billing: Billing, *, customer_id: str, invoice_id: str) -> InvoiceLine:
-    """Pay the customer's open invoice with their default card, once per payment attempt."""
+    """Pay the customer's open invoice with the card that pays it, once per payment attempt."""
     invoice = await _owned(billing, customer_id, invoice_id)
-    if invoice.status == "paid":
+    if invoice.get("status") == "paid":
         return _line(invoice)
-    if invoice.status != "open":
+    if invoice.get("status") != "open":
         raise InvalidRequest("invoice_not_open")
     # The intent is "pay this invoice with this card": a double tap pays once, while a tap
     # after the card was updated is a new attempt (Stripe would replay a cached decline).
-    customer = await billing.gateway.customer(customer_id)
-    method = customer.invoice_settings.default_payment_method if customer.invoice_settings else None
-    card = method if isinstance(method, str) or method is None else method.id
-    key = idempotency_key("pay", invoice_id, invoice.attempt_count, card)
+    key = idempotency_key("pay", invoice_id, invoice.get("attempt_count"),
+                          await _paying_card(billing, customer_id, invoice))
+    read_at = utcnow()
     try:
-        paid = _line(await billing.gateway.pay_invoice(invoice_id, key=key))
+        paid = await billing.gateway.pay_invoice(invoice_id, key=key)
     except CardDeclined as error:
-        if error.reason != "authentication_required" or not invoice.hosted_invoice_url:
+        hosted = invoice.get("hosted_invoice_url")
+        if error.reason != "authentication_required" or not hosted:
             raise
         # The bank wants the customer present (3-D Secure): Stripe's invoice page asks them.
-        raise CardDeclined(error.reason, str(error),
-                           confirm_url=invoice.hosted_invoice_url) from error
-    await mirror.refresh_customer(billing, customer_id)  # /plan and /invoices show it now
-    return paid
+        raise CardDeclined(error.reason, str(error), confirm_url=hosted) from error
+    await mirror.invoice_written(billing, paid, read_at=read_at)  # /invoices shows it now
+    return _line(paid)
+
+
+async def _paying_card(billing: Billing, customer_id: str, invoice: dict[str, Any]) -> str | None:
+    """Return the id of the card Stripe will charge: the invoice's subscription's own
+    default (Checkout's), else the customer's default — as the mirror knows them."""
+    customer, rows = await mirror.view_rows(billing, customer_id)
+    subscription_id = invoice_values(invoice)["subscription_id"]
+    own = next((row.card_id for row in rows if row.id == subscription_id), None)
+    return own or (customer.card_id if customer is not None else None)

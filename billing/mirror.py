@@ -13,14 +13,17 @@ first. Inside an event handler only 1 and 2 apply: the handler's own transaction
 
 Writes race safely: every row carries `synced_at`, the moment the Stripe read that produced it
 began, and an upsert never replaces a row read later than itself; `stripe_seen_at` keeps the
-newest event time applied, so an older event arriving late skips its re-read.
+newest event time applied, so an older event arriving late skips its re-read. A write Portier
+makes (a plan change, a cancel) stores the subscription from the write's own answer, so the
+chat shows it at once without re-reading the customer. Mapping Stripe's objects to columns is
+`billing.mirror_values`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -38,24 +41,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.catalog import PriceBook
-from billing.errors import InvalidRequest, NotFound
+from billing.errors import NotFound
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
+from billing.mirror_values import (
+    coupon_label,
+    customer_values,
+    invoice_values,
+    subscription_values,
+)
+from billing.mirror_values import coupon_name as _coupon_name
 from billing.models import Base, StripeEvent, utcnow
 from billing.services import Billing
 from billing.webhooks import handler_session
 
+__all__ = ["coupon_label", "customer_values", "invoice_values", "subscription_values"]
 MAX_AGE = timedelta(hours=24)
 PREVIEWED = ("active", "trialing", "past_due")
-SUBSCRIPTION_EXPAND = ["default_payment_method", "schedule", "discounts",
-                       "discounts.source.coupon"]
-CUSTOMER_EXPAND = ["invoice_settings.default_payment_method"]
 # What the next invoice depends on: a change in any of these asks Stripe for a new preview.
 _PREVIEW_INPUTS = ("status", "price_id", "quantity", "cancel_at_period_end", "cancel_at",
                    "current_period_end", "trial_end", "pause_behavior", "discount_coupon",
                    "scheduled_price_id", "scheduled_at")
-Obj = Mapping[str, Any]
+_READS = "portier_stripe_reads"  # session.info key: objects read from Stripe in this transaction
 _Row = TypeVar("_Row", MirrorCustomer, MirrorSubscription)
+ASK_STRIPE: Any = object()  # "the next amount is not known here: preview it if it changed"
 
 
 def cast_table(table: Any) -> Table:
@@ -65,130 +73,36 @@ def cast_table(table: Any) -> Table:
     return table
 
 
-_coupon_labels: dict[str, str] = {}
-
-
-def ref_id(value: Any) -> str | None:
-    """Return the id of a reference, expanded (an object) or not (an id)."""
-    if isinstance(value, str):
-        return value
-    return str(value["id"]) if isinstance(value, Mapping) and value.get("id") else None
-
-
-def _when(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value), UTC) if value else None
-
-
-def plain(obj: Any) -> dict[str, Any]:
-    """Return a Stripe object (or an event's dict) as plain nested dicts."""
-    to_dict = getattr(obj, "to_dict", None)  # for_json: decimals back to Stripe's strings
-    return dict(to_dict(for_json=True)) if callable(to_dict) else dict(obj)
-
-
-def coupon_label(coupon: Obj) -> str:
-    """Name a coupon as `/plan` shows it: its name, else "25% (ID)", else its id."""
-    off = f"{coupon['percent_off']:g}%" if coupon.get("percent_off") else None
-    label = coupon.get("name") or (f"{off} ({coupon['id']})" if off else str(coupon["id"]))
-    _coupon_labels[str(coupon["id"])] = str(label)
-    return str(label)
-
-
 async def coupon_name(billing: Billing, coupon_id: str) -> str:
     """Return a coupon's label, asking Stripe only the first time a process meets it."""
-    if coupon_id not in _coupon_labels:
-        try:
-            coupon_label(plain(await billing.gateway.coupon(coupon_id)))
-        except NotFound:
-            _coupon_labels[coupon_id] = coupon_id
-    return _coupon_labels[coupon_id]
+    return await _coupon_name(billing.gateway, coupon_id)
 
 
-# -- Stripe objects → row values ------------------------------------------------------------
+# -- objects read in this transaction ---------------------------------------------------------
 
-def customer_values(data: Obj) -> dict[str, Any]:
-    """Map a customer (default payment method expanded) to mirror columns."""
-    method = (data.get("invoice_settings") or {}).get("default_payment_method")
-    card = method.get("card") if isinstance(method, Mapping) else None
-    return {"id": data["id"], "email": data.get("email"), "name": data.get("name"),
-            "card_id": ref_id(method), "card_brand": card and card.get("brand"),
-            "card_last4": card and card.get("last4"),
-            "card_exp_month": card and card.get("exp_month"),
-            "card_exp_year": card and card.get("exp_year"),
-            "deleted": bool(data.get("deleted"))}
+def remember_read(session: AsyncSession, data: dict[str, Any]) -> None:
+    """Keep an object just read from Stripe for the other handlers of the same event."""
+    session.info.setdefault(_READS, {})[data["id"]] = data
 
 
-def _next_phase(schedule: Any) -> tuple[str | None, datetime | None]:
-    if not isinstance(schedule, Mapping) or schedule.get("status") not in ("active",
-                                                                          "not_started"):
-        return None, None
-    current = schedule.get("current_phase") or {}
-    end = current.get("end_date")
-    later = [p for p in schedule.get("phases") or []
-             if (end is None and current == {}) or (end is not None and p["start_date"] >= end)]
-    if not later or not later[0].get("items"):
-        return None, None
-    return ref_id(later[0]["items"][0].get("price")), _when(later[0]["start_date"])
+async def read_subscription(billing: Billing, session: AsyncSession,
+                            subscription_id: str) -> dict[str, Any]:
+    """Return a subscription as Stripe has it now, read once per event transaction."""
+    known = session.info.get(_READS, {}).get(subscription_id)
+    if known is None:
+        known = await billing.gateway.subscription(subscription_id)
+        remember_read(session, known)
+    return dict(known)
 
 
-def _coupon(discounts: Any) -> str | None:
-    for discount in discounts or []:
-        if not isinstance(discount, Mapping):
-            continue
-        source = discount.get("source") or {}
-        coupon = source.get("coupon") or discount.get("coupon")
-        if isinstance(coupon, Mapping):
-            coupon_label(coupon)
-        if ref_id(coupon):
-            return ref_id(coupon)
-    return None
-
-
-def subscription_values(data: Obj, prices: PriceBook) -> dict[str, Any]:
-    """Map a subscription (card, schedule and discounts expanded) to mirror columns."""
-    item = data["items"]["data"][0]
-    price = item["price"]
-    recurring = price.get("recurring") or {}
-    known = prices.by_id(price["id"])
-    product = price.get("product")
-    pause = data.get("pause_collection") or {}
-    scheduled_price, scheduled_at = _next_phase(data.get("schedule"))
-    return {
-        "id": data["id"], "customer_id": ref_id(data["customer"]), "status": data["status"],
-        "item_id": item.get("id"), "price_id": price["id"],
-        "product_name": known.product_name if known else (
-            product.get("name") if isinstance(product, Mapping) else None),
-        "unit_amount": price.get("unit_amount") or 0, "currency": price["currency"],
-        "interval": recurring.get("interval", "month"),
-        "interval_count": recurring.get("interval_count", 1),
-        "quantity": item.get("quantity") or 1,
-        "current_period_start": _when(item.get("current_period_start")),
-        "current_period_end": _when(item.get("current_period_end")),
-        "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
-        "cancel_at": _when(data.get("cancel_at")), "canceled_at": _when(data.get("canceled_at")),
-        "ended_at": _when(data.get("ended_at")), "trial_end": _when(data.get("trial_end")),
-        "pause_behavior": pause.get("behavior"), "pause_resumes_at": _when(pause.get("resumes_at")),
-        "schedule_id": ref_id(data.get("schedule")), "scheduled_price_id": scheduled_price,
-        "scheduled_at": scheduled_at, "discount_coupon": _coupon(data.get("discounts")),
-        "card_id": ref_id(data.get("default_payment_method")),
-        "latest_invoice_id": ref_id(data.get("latest_invoice")), "created": _when(data["created"]),
-    }
-
-
-def invoice_values(data: Obj) -> dict[str, Any]:
-    """Map an invoice to mirror columns."""
-    parent = (data.get("parent") or {}).get("subscription_details") or {}
-    return {
-        "id": data["id"], "customer_id": ref_id(data["customer"]),
-        "subscription_id": ref_id(parent.get("subscription")) or ref_id(data.get("subscription")),
-        "number": data.get("number"), "status": data.get("status") or "draft",
-        "billing_reason": data.get("billing_reason"), "total": data.get("total") or 0,
-        "amount_due": data.get("amount_due") or 0,
-        "amount_remaining": data.get("amount_remaining") or 0, "currency": data["currency"],
-        "attempt_count": data.get("attempt_count") or 0,
-        "next_payment_attempt": _when(data.get("next_payment_attempt")),
-        "hosted_url": data.get("hosted_invoice_url"), "pdf_url": data.get("invoice_pdf"),
-        "created": _when(data["created"]),
-    }
+async def read_invoice(billing: Billing, session: AsyncSession, invoice_id: str, *,
+                       payments: bool = False) -> dict[str, Any]:
+    """Return an invoice as Stripe has it now, read once per event transaction."""
+    known = session.info.get(_READS, {}).get(invoice_id)
+    if known is None or (payments and "payments" not in known):
+        known = await billing.gateway.invoice(invoice_id, payments=payments)
+        remember_read(session, known)
+    return dict(known)
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -220,64 +134,90 @@ async def seen_at(session: AsyncSession, model: type[MirrorSubscription | Mirror
     return int(value or 0)
 
 
-async def _next_amount(billing: Billing, session: AsyncSession,
-                       values: dict[str, Any]) -> int | None:
+async def stored(session: AsyncSession, model: type[MirrorSubscription | MirrorInvoice],
+                 object_id: str) -> Any:
+    """Return a mirrored row as the database holds it now (None when not mirrored)."""
+    return (await session.execute(select(model).where(model.id == object_id)
+                                  .execution_options(populate_existing=True))
+            ).scalar_one_or_none()
+
+
+async def _next_amount(billing: Billing, session: AsyncSession, values: dict[str, Any],
+                       known: Any) -> int | None:
     """Return the next invoice's amount: kept while its inputs stay, else Stripe's preview."""
     if (values["status"] not in PREVIEWED or values["cancel_at_period_end"]
             or values["cancel_at"] is not None):
         return None
-    row = (await session.execute(select(MirrorSubscription).where(
-        MirrorSubscription.id == values["id"]).execution_options(populate_existing=True))
-    ).scalar_one_or_none()
+    if known is not ASK_STRIPE:
+        return int(known) if known is not None else None
+    row = await stored(session, MirrorSubscription, values["id"])
     if row is not None and all(getattr(row, k) == values[k] for k in _PREVIEW_INPUTS):
-        return row.next_amount
-    try:
-        preview = await billing.gateway.upcoming_invoice(values["customer_id"], values["id"])
-    except (InvalidRequest, NotFound):
-        return None
-    return int(preview.amount_due)
+        return int(row.next_amount) if row.next_amount is not None else None
+    return await billing.gateway.next_invoice_amount(values["customer_id"], values["id"])
 
 
-async def subscription_row(billing: Billing, session: AsyncSession,
-                           data: Obj) -> dict[str, Any]:
+async def subscription_row(billing: Billing, session: AsyncSession, data: dict[str, Any], *,
+                           next_amount: Any = ASK_STRIPE) -> dict[str, Any]:
     """Return a subscription's mirror columns with its next invoice amount (reads only)."""
     values = subscription_values(data, billing.prices)
-    values["next_amount"] = await _next_amount(billing, session, values)
+    values["next_amount"] = await _next_amount(billing, session, values, next_amount)
     return values
 
 
-async def save_subscription(billing: Billing, session: AsyncSession, data: Obj, *,
-                            read_at: datetime, seen: int = 0) -> None:
+async def save_subscription(billing: Billing, session: AsyncSession, data: dict[str, Any], *,
+                            read_at: datetime, seen: int = 0,
+                            next_amount: Any = ASK_STRIPE) -> None:
     """Upsert a subscription read from Stripe, with its next invoice amount."""
-    values = await subscription_row(billing, session, data)
+    values = await subscription_row(billing, session, data, next_amount=next_amount)
     await upsert(session, MirrorSubscription, values, read_at=read_at, seen=seen)
 
 
-async def pages(billing: Billing, method: Any, params: dict[str, Any]) -> AsyncIterator[
-        list[dict[str, Any]]]:
-    """Yield every page of a Stripe list (100 a page), following `starting_after`."""
-    params = dict(params, limit=100)
-    while True:
-        page = await billing.gateway.call(method, params)
-        items = [plain(item) for item in page.data]
-        if items:
-            yield items
-        if not page.has_more or not items:
-            return
-        params["starting_after"] = items[-1]["id"]
+async def save_invoice(session: AsyncSession, data: dict[str, Any], *, read_at: datetime,
+                       seen: int = 0) -> None:
+    """Upsert an invoice read from Stripe."""
+    await upsert(session, MirrorInvoice, invoice_values(data), read_at=read_at, seen=seen)
+
+
+async def save_customer(session: AsyncSession, data: dict[str, Any], *,
+                        read_at: datetime) -> None:
+    """Upsert a customer read from Stripe (a deleted one as deleted)."""
+    await upsert(session, MirrorCustomer, customer_values(data), read_at=read_at)
+
+
+async def written(billing: Billing, subscription: dict[str, Any], *, read_at: datetime,
+                  next_amount: Any = ASK_STRIPE) -> None:
+    """Store the subscription a write of Portier's answered with: `/plan` shows it at once."""
+    async with _writing(billing) as session:
+        if await known(session, str(subscription["customer"])):
+            await save_subscription(billing, session, subscription, read_at=read_at,
+                                    next_amount=next_amount)
+
+
+async def invoice_written(billing: Billing, invoice: dict[str, Any], *,
+                          read_at: datetime) -> None:
+    """Store the invoice a write of Portier's (Pay now) answered with."""
+    async with _writing(billing) as session:
+        if await known(session, str(invoice["customer"])):
+            await save_invoice(session, invoice, read_at=read_at)
+
+
+@asynccontextmanager
+async def _writing(billing: Billing) -> AsyncIterator[AsyncSession]:
+    current = handler_session()
+    if current is not None:
+        yield current
+        return
+    async with billing.db.session() as session:
+        yield session
 
 
 async def refresh_customer(billing: Billing, customer_id: str,
                            session: AsyncSession | None = None) -> None:
     """Re-read a customer with all their subscriptions and invoices and store them."""
-    v1, read_at = billing.gateway.v1, utcnow()
-    customer = plain(await billing.gateway.call(
-        v1.customers.retrieve_async, customer_id, {"expand": CUSTOMER_EXPAND}))
-    subscriptions = [s async for page in pages(billing, v1.subscriptions.list_async, {
-        "customer": customer_id, "status": "all",
-        "expand": [f"data.{path}" for path in SUBSCRIPTION_EXPAND]}) for s in page]
-    invoices = [i async for page in pages(billing, v1.invoices.list_async,
-                                          {"customer": customer_id}) for i in page]
+    gateway, read_at = billing.gateway, utcnow()
+    customer = await gateway.customer_or_deleted(customer_id)
+    subscriptions = await gateway.customer_subscriptions(customer_id)
+    invoices = await gateway.customer_invoices(customer_id)
     if session is not None:
         await _store_customer(billing, session, customer, subscriptions, invoices, read_at)
         return
@@ -285,7 +225,7 @@ async def refresh_customer(billing: Billing, customer_id: str,
         await _store_customer(billing, own, customer, subscriptions, invoices, read_at)
 
 
-async def _store_customer(billing: Billing, session: AsyncSession, customer: Obj,
+async def _store_customer(billing: Billing, session: AsyncSession, customer: dict[str, Any],
                           subscriptions: list[dict[str, Any]], invoices: list[dict[str, Any]],
                           read_at: datetime) -> None:
     # Stripe first (previews), then the writes: SQLite's write lock is held only briefly.
@@ -293,16 +233,25 @@ async def _store_customer(billing: Billing, session: AsyncSession, customer: Obj
     for values in rows:
         await upsert(session, MirrorSubscription, values, read_at=read_at)
     for invoice in invoices:
-        await upsert(session, MirrorInvoice, invoice_values(invoice), read_at=read_at)
+        await save_invoice(session, invoice, read_at=read_at)
     await session.execute(delete(MirrorInvoice).where(  # drafts deleted in Stripe
         MirrorInvoice.customer_id == customer["id"],
         MirrorInvoice.id.not_in([i["id"] for i in invoices]),
         MirrorInvoice.synced_at <= read_at))
-    if customer.get("deleted"):
-        await upsert(session, MirrorCustomer, {"id": customer["id"], "deleted": True},
-                     read_at=read_at)
-    else:
-        await upsert(session, MirrorCustomer, customer_values(customer), read_at=read_at)
+    await save_customer(session, customer, read_at=read_at)
+
+
+async def adopt(billing: Billing, session: AsyncSession, customer_id: str | None) -> bool:
+    """Load a customer new to the mirror whole; return True if that happened (or is moot)."""
+    if customer_id is None:
+        return True
+    if await known(session, customer_id):
+        return False
+    try:
+        await refresh_customer(billing, customer_id, session)
+    except NotFound:  # deleted meanwhile, or not a customer of this account
+        pass
+    return True
 
 
 # -- reads -----------------------------------------------------------------------------------

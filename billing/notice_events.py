@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import mirror
 from billing.notices import notify
 from billing.services import Billing
 from billing.webhooks import on
@@ -46,11 +47,6 @@ def _id(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return str(value["id"]) if isinstance(value, dict) else str(getattr(value, "id", ""))
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    data: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-    return data
 
 
 async def _send(billing: Billing, session: AsyncSession, customer: str | None, kind: str,
@@ -91,7 +87,7 @@ async def payment_failed(billing: Billing, session: AsyncSession, event: Event) 
     seen = _object(event)
     if _ours(event):
         return  # a Pay now or an upgrade in the chat: the chat already said "declined"
-    invoice = _plain(await billing.gateway.invoice(seen["id"], payments=True))
+    invoice = await mirror.read_invoice(billing, session, seen["id"], payments=True)
     attempt = int(seen.get("attempt_count") or 0)
     if invoice.get("status") != "open" or int(invoice.get("attempt_count") or 0) != attempt:
         return  # paid, voided or tried again since: a later event speaks for it
@@ -106,7 +102,7 @@ async def payment_failed(billing: Billing, session: AsyncSession, event: Event) 
 async def action_required(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Ask the customer to confirm a payment on the hosted invoice page."""
     seen = _object(event)
-    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    invoice = await mirror.read_invoice(billing, session, seen["id"])
     if invoice.get("status") != "open" or not invoice.get("hosted_invoice_url"):
         return
     attempt = int(seen.get("attempt_count") or 0)
@@ -125,7 +121,7 @@ async def payment_received(billing: Billing, session: AsyncSession, event: Event
                and billing.catalog.renewal_receipts and int(seen.get("amount_paid") or 0) > 0)
     if not (after_failure or renewal):
         return
-    invoice = _plain(await billing.gateway.invoice(seen["id"]))
+    invoice = await mirror.read_invoice(billing, session, seen["id"])
     if invoice.get("status") != "paid":
         return
     params = _invoice_params(invoice) | {"amount": int(invoice.get("amount_paid") or 0),
@@ -214,7 +210,7 @@ async def subscription_changed(billing: Billing, session: AsyncSession, event: E
     found = changes(event["data"].get("previous_attributes") or {}, seen)
     if not found:
         return
-    now = _plain(await billing.gateway.subscription(seen["id"]))
+    now = await mirror.read_subscription(billing, session, seen["id"])
     for kind in found:
         if _confirmed(kind, seen, now):
             params = _sub_params(billing, now) | {
@@ -234,7 +230,7 @@ async def subscription_paused(billing: Billing, session: AsyncSession, event: Ev
     if _ours(event):
         return
     seen = _object(event)
-    now = _plain(await billing.gateway.subscription(seen["id"]))
+    now = await mirror.read_subscription(billing, session, seen["id"])
     if (now.get("status") == "paused") != (kind == "paused"):
         return
     await _send(billing, session, _id(now.get("customer")), kind,
@@ -247,7 +243,7 @@ async def subscription_ended(billing: Billing, session: AsyncSession, event: Eve
     if _ours(event):
         return
     seen = _object(event)
-    now = _plain(await billing.gateway.subscription(seen["id"]))
+    now = await mirror.read_subscription(billing, session, seen["id"])
     if now.get("status") != "canceled":
         return
     reason = (now.get("cancellation_details") or {}).get("reason")
@@ -260,7 +256,7 @@ async def subscription_ended(billing: Billing, session: AsyncSession, event: Eve
 async def trial_ending(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Tell the customer their trial ends soon and what it will cost after."""
     seen = _object(event)
-    now = _plain(await billing.gateway.subscription(seen["id"]))
+    now = await mirror.read_subscription(billing, session, seen["id"])
     if now.get("status") != "trialing" or not now.get("trial_end"):
         return
     await _send(billing, session, _id(now.get("customer")), "trial_ending",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select
+from sqlalchemy import and_, case, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog import Catalog, PriceBook
@@ -131,31 +131,41 @@ def expiring_months(now: datetime, days: int) -> list[tuple[int, int]]:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def _paying(column: str) -> Any:
+    """The paying card's column: the subscription's own card (Checkout's), else the customer's."""
+    own = MirrorSubscription.card_id.is_not(None)
+    return case((own, getattr(MirrorSubscription, column)),
+                else_=getattr(MirrorCustomer, column)).label(column)
+
+
 async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = None) -> Scan:
-    """Queue a notice for each card that expires within `card_expiry_days`."""
+    """Queue a notice for each card that pays a live subscription and expires within
+    `card_expiry_days` (once per card, however many subscriptions it pays)."""
     now = now or utcnow()
     months = expiring_months(now, catalog.card_expiry_days)
     if not months:
         return Scan(due=0, added=0)
-    cust = MirrorCustomer
-    live = exists().where(MirrorSubscription.customer_id == cust.id,
-                          MirrorSubscription.status.in_(CARD_LIVE))
-    rows: list[dict[str, Any]] = []
+    cust, sub = MirrorCustomer, MirrorSubscription
+    card_id, brand, last4, exp_month, exp_year = (_paying(c) for c in (
+        "card_id", "card_brand", "card_last4", "card_exp_month", "card_exp_year"))
+    paying = (select(cust.id.label("customer"), card_id, brand, last4, exp_month, exp_year)
+              .join(sub, sub.customer_id == cust.id)
+              .where(cust.deleted == false(), sub.status.in_(CARD_LIVE))
+              .subquery())
+    rows: dict[str, dict[str, Any]] = {}
     async with db.session() as session:
         found = (await session.execute(
-            select(cust.id, cust.card_id, cust.card_brand, cust.card_last4, cust.card_exp_month,
-                   cust.card_exp_year, *_recipients())
-            .join(ChatLink, ChatLink.customer_id == cust.id)
+            select(paying, *_recipients())
+            .join(ChatLink, ChatLink.customer_id == paying.c.customer)
             .outerjoin(Preference, _prefs_join())
-            .where(cust.deleted == false(), live,
-                   or_(*(and_(cust.card_exp_year == y, cust.card_exp_month == m)
+            .where(or_(*(and_(paying.c.card_exp_year == y, paying.c.card_exp_month == m)
                          for y, m in months))))).all()
-        for (customer, card, brand, last4, month, year, channel, user_id, chat_id,
+        for (customer, card, brand_, last4_, month, year, channel, user_id, chat_id,
              zone) in found:
             key = f"card_expiring:{card or customer}:{year}-{month:02d}"
-            rows.append(_notice(
+            rows[f"{key}:{channel}:{chat_id}"] = _notice(
                 "card_expiring", key, (channel, user_id, chat_id, zone), catalog, now,
-                {"customer": customer, "brand": brand, "last4": last4, "exp_month": month,
-                 "exp_year": year}))
-        added = await add_many(session, rows)
+                {"customer": customer, "brand": brand_, "last4": last4_, "exp_month": month,
+                 "exp_year": year})
+        added = await add_many(session, list(rows.values()))
     return Scan(due=len(rows), added=added)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-import stripe
 
 from billing import mirror
 from billing.catalog import Plan, Price
 from billing.errors import NoSubscription, NotFound, NotYours
 from billing.gateway import idempotency_key
 from billing.mirror_models import MirrorCustomer, MirrorSubscription
+from billing.mirror_values import customer_values, subscription_values
 from billing.services import Billing
+from billing.shapes import ref_id
 
 LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid", "paused", "incomplete")
 
@@ -60,77 +61,51 @@ class Overview:
     discount_name: str | None = None
 
 
-def _when(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
-
-
-def _card(method: Any) -> Card | None:
-    card = None if method is None or isinstance(method, str) else getattr(method, "card", None)
-    if card is None:
+def _card(card: Mapping[str, Any] | None) -> Card | None:
+    if not card or not (card.get("brand") and card.get("last4")):
         return None
-    return Card(brand=card.brand, last4=card.last4, exp_month=card.exp_month,
-                exp_year=card.exp_year)
+    return Card(brand=str(card["brand"]), last4=str(card["last4"]),
+                exp_month=int(card.get("exp_month") or 0), exp_year=int(card.get("exp_year") or 0))
 
 
-def pick_current(subscriptions: list[stripe.Subscription]) -> stripe.Subscription | None:
+def pick_current(subscriptions: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Return the subscription a customer means by "my plan": the newest live one."""
-    live = [s for s in subscriptions if s.status in LIVE_STATUSES]
-    return max(live, key=lambda s: s.created) if live else None
+    live = [s for s in subscriptions if s["status"] in LIVE_STATUSES]
+    return max(live, key=lambda s: (s["created"], s["id"])) if live else None
 
 
-def _scheduled(billing: Billing, subscription: stripe.Subscription
-               ) -> tuple[str | None, str | None, str | None, datetime | None]:
-    """Return schedule id, next price id, its plan name and start, if a schedule changes it."""
-    schedule = subscription.schedule
-    if schedule is None:
-        return None, None, None, None
-    if isinstance(schedule, str):
-        return schedule, None, None, None
-    end = schedule.current_phase.end_date if schedule.current_phase else None
-    later = [p for p in schedule.phases if end is not None and p.start_date >= end]
-    if schedule.status != "active" or not later:
-        return schedule.id, None, None, None
-    price_id = str(later[0]["items"][0].price)
-    plan, price = _plan_for(billing, price_id)
-    name = plan.name if plan else price.product_name if price else price_id
-    return schedule.id, price_id, name, _when(later[0].start_date)
+def _current_row(rows: list[MirrorSubscription]) -> MirrorSubscription | None:
+    live = [row for row in rows if row.status in LIVE_STATUSES]
+    return max(live, key=lambda r: (r.created, r.id)) if live else None
 
 
-def _discount(subscription: stripe.Subscription) -> tuple[str | None, str | None]:
-    """Return the coupon id and a short name of the subscription's first discount."""
-    for discount in subscription.discounts or []:
-        if isinstance(discount, str):
-            continue
-        coupon = discount.source.coupon if discount.source else None
-        if coupon is None:
-            continue
-        if isinstance(coupon, str):
-            return coupon, coupon
-        if coupon.percent_off:
-            off = f"{coupon.percent_off:g}%"
-        else:
-            off = None
-        return coupon.id, coupon.name or (f"{off} ({coupon.id})" if off else coupon.id)
-    return None, None
+async def current_subscription(billing: Billing, *, customer_id: str) -> dict[str, Any]:
+    """Return the customer's current subscription as Stripe has it now (NoSubscription if none).
 
-
-async def current_subscription(billing: Billing, *, customer_id: str) -> stripe.Subscription:
-    """Return the customer's current subscription, or raise NoSubscription."""
-    subscription = pick_current(await billing.gateway.subscriptions(customer_id))
-    if subscription is None:
+    The mirror (kept current by events, re-read when not fresh) says which one it is; one
+    request reads it, with what the mirror and the changes need expanded.
+    """
+    _, rows = await mirror.view_rows(billing, customer_id)
+    row = _current_row(rows)
+    if row is None:
+        raise NoSubscription("none")
+    subscription = await billing.gateway.subscription(row.id)
+    if ref_id(subscription["customer"]) != customer_id or (
+            subscription["status"] not in LIVE_STATUSES):
         raise NoSubscription("none")
     return subscription
 
 
 async def owned_subscription(billing: Billing, *, customer_id: str,
-                             subscription_id: str) -> stripe.Subscription:
+                             subscription_id: str) -> dict[str, Any]:
     """Return the customer's current subscription if it is the one named (NotYours otherwise)."""
-    current = await current_subscription(billing, customer_id=customer_id)
-    if current.id == subscription_id:
-        return current
+    _, rows = await mirror.view_rows(billing, customer_id)
+    current = _current_row(rows)
+    if current is not None and current.id == subscription_id:
+        return await current_subscription(billing, customer_id=customer_id)
     other = await billing.gateway.subscription(subscription_id)
-    owner = other.customer if isinstance(other.customer, str) else other.customer.id
-    raise NotYours("subscription") if owner != customer_id else NotFound("subscription")
+    raise NotYours("subscription") if ref_id(other["customer"]) != customer_id else NotFound(
+        "subscription")
 
 
 def _plan_for(billing: Billing, price_id: str) -> tuple[Plan | None, Price | None]:
@@ -145,33 +120,36 @@ async def get_overview(billing: Billing, *, customer_id: str) -> Overview | None
     """Return the customer's current subscription, or None when there is none.
 
     Read from the local mirror when it is fresh (see `billing.mirror`), else re-read from
-    Stripe into the mirror first: a busy bot spends no Stripe requests on `/plan`.
+    Stripe into the mirror first: a busy bot spends no Stripe requests on `/plan`. The card
+    shown is the one that pays: the subscription's own (where Checkout puts it), else the
+    customer's default.
     """
     customer, rows = await mirror.view_rows(billing, customer_id)
-    live = [row for row in rows if row.status in LIVE_STATUSES]
-    if customer is None or not live:
+    row = _current_row(rows)
+    if customer is None or row is None:
         return None
-    row = max(live, key=lambda r: (r.created, r.id))
-    if row.card_id is not None and row.card_id != customer.card_id:
-        # The subscription pays with a card other than the customer's default: the mirror
-        # keeps only the default card's details, so read this rare case from Stripe.
-        return await live_overview(billing, customer_id=customer_id)
     return await _from_mirror(billing, customer, row)
 
 
-def _mirrored_card(customer: MirrorCustomer) -> Card | None:
-    if not (customer.card_brand and customer.card_last4 and customer.card_exp_month
-            and customer.card_exp_year):
+def paying_card(customer: MirrorCustomer, row: MirrorSubscription) -> Card | None:
+    """Return the card that pays a subscription: its own default, else the customer's."""
+    if row.card_id is not None:
+        return _card({"brand": row.card_brand, "last4": row.card_last4,
+                      "exp_month": row.card_exp_month, "exp_year": row.card_exp_year})
+    return _card({"brand": customer.card_brand, "last4": customer.card_last4,
+                  "exp_month": customer.card_exp_month, "exp_year": customer.card_exp_year})
+
+
+def _name(billing: Billing, price_id: str | None, product_name: str | None) -> str | None:
+    if price_id is None:
         return None
-    return Card(brand=customer.card_brand, last4=customer.card_last4,
-                exp_month=customer.card_exp_month, exp_year=customer.card_exp_year)
+    plan, price = _plan_for(billing, price_id)
+    return plan.name if plan else price.product_name if price else product_name or price_id
 
 
 async def _from_mirror(billing: Billing, customer: MirrorCustomer,
                        row: MirrorSubscription) -> Overview:
     plan, _ = _plan_for(billing, row.price_id)
-    scheduled_plan, scheduled_price = (_plan_for(billing, row.scheduled_price_id)
-                                       if row.scheduled_price_id else (None, None))
     paused = row.pause_behavior is not None
     return Overview(
         customer_id=customer.id,
@@ -189,14 +167,12 @@ async def _from_mirror(billing: Billing, customer: MirrorCustomer,
         current_period_end=row.current_period_end,
         trial_end=row.trial_end,
         paused_until=row.pause_resumes_at if paused else None,
-        card=_mirrored_card(customer),
+        card=paying_card(customer, row),
         next_amount=row.next_amount,
         next_currency=row.currency if row.next_amount is not None else None,
         schedule_id=row.schedule_id,
         scheduled_price_id=row.scheduled_price_id,
-        scheduled_plan_name=(scheduled_plan.name if scheduled_plan else
-                             scheduled_price.product_name if scheduled_price else
-                             row.scheduled_price_id),
+        scheduled_plan_name=_name(billing, row.scheduled_price_id, None),
         scheduled_at=row.scheduled_at,
         discount_coupon=row.discount_coupon,
         discount_name=(await mirror.coupon_name(billing, row.discount_coupon)
@@ -205,56 +181,19 @@ async def _from_mirror(billing: Billing, customer: MirrorCustomer,
 
 
 async def live_overview(billing: Billing, *, customer_id: str) -> Overview | None:
-    """Return the customer's current subscription read straight from Stripe."""
+    """Return the customer's current subscription read straight from Stripe (no mirror)."""
     gateway = billing.gateway
-    subscription = pick_current(await gateway.subscriptions(customer_id))
+    subscription = pick_current(await gateway.customer_subscriptions(customer_id))
     if subscription is None:
         return None
-    item = subscription["items"].data[0]
-    plan, _ = _plan_for(billing, item.price.id)
-    card = _card(subscription.default_payment_method)
-    customer = subscription.customer
-    if card is None and not isinstance(customer, str) and customer.invoice_settings:
-        card = _card(customer.invoice_settings.default_payment_method)
-    next_amount: int | None = None
-    next_currency: str | None = None
-    ending = subscription.cancel_at_period_end or subscription.cancel_at is not None
-    if not ending and subscription.status in ("active", "trialing", "past_due"):
-        upcoming = await gateway.upcoming_invoice(customer_id, subscription.id)
-        next_amount, next_currency = upcoming.amount_due, upcoming.currency
-    pause = subscription.pause_collection
-    schedule_id, scheduled_price_id, scheduled_plan_name, scheduled_at = _scheduled(
-        billing, subscription)
-    discount_coupon, discount_name = _discount(subscription)
-    recurring = item.price.recurring
-    product = item.price.product
-    return Overview(
-        customer_id=customer_id,
-        subscription_id=subscription.id,
-        plan=plan,
-        plan_name=plan.name if plan else getattr(product, "name", None) or item.price.id,
-        amount=item.price.unit_amount or 0,
-        currency=item.price.currency,
-        interval=recurring.interval if recurring else "month",
-        interval_count=recurring.interval_count if recurring else 1,
-        quantity=item.quantity or 1,
-        status="paused" if pause is not None else subscription.status,
-        cancel_at_period_end=subscription.cancel_at_period_end,
-        ends_at=_when(subscription.cancel_at) or (
-            _when(item.current_period_end) if subscription.cancel_at_period_end else None),
-        current_period_end=_when(item.current_period_end),
-        trial_end=_when(subscription.trial_end),
-        paused_until=_when(pause.resumes_at) if pause is not None else None,
-        card=card,
-        next_amount=next_amount,
-        next_currency=next_currency,
-        schedule_id=schedule_id,
-        scheduled_price_id=scheduled_price_id,
-        scheduled_plan_name=scheduled_plan_name,
-        scheduled_at=scheduled_at,
-        discount_coupon=discount_coupon,
-        discount_name=discount_name,
-    )
+    values = subscription_values(subscription, billing.prices)
+    customer = customer_values(await gateway.customer_or_deleted(customer_id))
+    ending = values["cancel_at_period_end"] or values["cancel_at"] is not None
+    next_amount = None
+    if not ending and values["status"] in ("active", "trialing", "past_due"):
+        next_amount = await gateway.next_invoice_amount(customer_id, subscription["id"])
+    row = MirrorSubscription(**values, next_amount=next_amount)
+    return await _from_mirror(billing, MirrorCustomer(**customer), row)
 
 
 def checkout_reference(channel: str, user_id: str) -> str:
@@ -277,9 +216,9 @@ async def start_checkout(billing: Billing, *, channel: str, user_id: str, chat_i
         locale=locale,
         key=idempotency_key("checkout", channel, user_id, customer_id, price.id, hour),
     )
-    if not session.url:
+    if not session.get("url"):
         raise NotFound("checkout url")
-    return session.url
+    return str(session["url"])
 
 
 async def card_update_url(billing: Billing, *, customer_id: str, locale: str) -> str:
@@ -288,4 +227,4 @@ async def card_update_url(billing: Billing, *, customer_id: str, locale: str) ->
     session = await billing.gateway.create_card_update(
         customer_id=customer_id, return_url=billing.return_url(lang=locale), locale=locale,
         key=idempotency_key("card", customer_id, minute))
-    return session.url
+    return str(session["url"])

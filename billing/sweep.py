@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from billing.mirror import pages
 from billing.models import StripeEvent
 from billing.services import Billing
 from billing.webhooks import process_pending, record
@@ -25,8 +24,7 @@ async def sweep_events(billing: Billing, *, days: int = DEFAULT_DAYS) -> int:
     """Store and process the events of the last `days` days never delivered; return how many."""
     since = int(time.time()) - days * 86400
     missing: list[dict[str, Any]] = []
-    v1 = billing.gateway.v1
-    async for page in pages(billing, v1.events.list_async, {"created": {"gte": since}}):
+    async for page in billing.gateway.events_since(since):
         ids = [event["id"] for event in page]
         async with billing.db.session() as session:
             stored = set(await session.scalars(select(StripeEvent.id).where(

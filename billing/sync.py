@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing import mirror
-from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
+from billing.mirror_models import MirrorSubscription
 from billing.models import utcnow
 from billing.services import Billing
 
@@ -35,11 +35,10 @@ def _quiet(_kind: str, _done: int) -> None:
 
 async def sync_mirror(billing: Billing, *, progress: Progress = _quiet) -> Synced:
     """Copy every subscription, invoice and customer from Stripe into the mirror."""
-    v1 = billing.gateway.v1
+    gateway = billing.gateway
     counts = {"subscriptions": 0, "invoices": 0, "customers": 0}
     progress("subscriptions", 0)
-    async for page in mirror.pages(billing, v1.subscriptions.list_async, {
-            "status": "all", "expand": [f"data.{p}" for p in mirror.SUBSCRIPTION_EXPAND]}):
+    async for page in gateway.every("subscriptions"):
         read_at = utcnow()
         async with billing.db.session() as session:
             rows = []
@@ -50,22 +49,19 @@ async def sync_mirror(billing: Billing, *, progress: Progress = _quiet) -> Synce
                 await mirror.upsert(session, MirrorSubscription, values, read_at=read_at)
         counts["subscriptions"] += len(rows)
     progress("invoices", 0)
-    async for page in mirror.pages(billing, v1.invoices.list_async, {}):
+    async for page in gateway.every("invoices"):
         read_at = utcnow()
         async with billing.db.session() as session:
             for invoice in page:
-                await mirror.upsert(session, MirrorInvoice, mirror.invoice_values(invoice),
-                                    read_at=read_at)
+                await mirror.save_invoice(session, invoice, read_at=read_at)
         counts["invoices"] += len(page)
         progress("invoices", counts["invoices"])
     progress("customers", 0)
-    async for page in mirror.pages(billing, v1.customers.list_async, {
-            "expand": [f"data.{mirror.CUSTOMER_EXPAND[0]}"]}):
+    async for page in gateway.every("customers"):
         read_at = utcnow()
         async with billing.db.session() as session:
             for customer in page:
-                await mirror.upsert(session, MirrorCustomer, mirror.customer_values(customer),
-                                    read_at=read_at)
+                await mirror.save_customer(session, customer, read_at=read_at)
         counts["customers"] += len(page)
         progress("customers", counts["customers"])
     return Synced(**counts)

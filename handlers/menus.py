@@ -39,3 +39,8 @@ def change_plan(ctx: Ctx) -> Button:
 def cancel(ctx: Ctx) -> Button:
     """Return the "Cancel subscription" button."""
     return Button(ctx.t("Cancel subscription"), action="cancel")
+
+
+def settings(ctx: Ctx) -> Button:
+    """Return the "Settings" button."""
+    return Button(ctx.t("Settings"), action="settings")

@@ -137,19 +137,23 @@ class World:
 
     async def customer_with_plan(self, lookup_key: str = "pro_monthly",
                                  card: str = "pm_card_visa") -> dict[str, Any]:
-        """Create a customer subscribed to a price in the sandbox (outside the chat)."""
-        customer = self.sandbox.create_customer(email="ada@example.com", name="Ada",
-                                                payment_method=card)
-        self.sandbox.subscribe(customer["id"], lookup_key, payment_method=card)
+        """Create a customer who subscribed through Checkout (outside the chat), as most
+        customers do: the card sits on the subscription, the customer has no default card."""
+        gateway = self.service.runtime.billing.gateway
+        price = self.service.runtime.billing.prices.by_key[lookup_key]
+        session = await gateway.call(gateway.v1.checkout.sessions.create_async, {
+            "mode": "subscription", "line_items": [{"price": price.id, "quantity": 1}],
+            "customer_email": "ada@example.com", "success_url": f"{self.url}/return"})
+        done = await asyncio.to_thread(self.sandbox.complete_checkout, session.id, card)
         await self.webhooks_idle()
-        return customer
+        return self.sandbox.get(done["customer"])
 
     async def switch_card(self, customer_id: str, card: str) -> None:
         """Make `card` the customer's default, as they would in the billing portal."""
         portal = await self.service.runtime.billing.gateway.create_card_update(
             customer_id=customer_id, return_url=self.url, locale="en",
             key=f"test-switch-{customer_id}-{card}")
-        self.sandbox.complete_portal(portal.id, card)
+        self.sandbox.complete_portal(portal["id"], card)
         await self.webhooks_idle()
 
     async def linked_user(self, lookup_key: str = "pro_monthly", language_code: str = "en",
@@ -215,13 +219,14 @@ async def mirror_differences(sandbox: Sandbox, billing: Billing) -> list[str]:
             "deleted": False}))
     for sub in sandbox.store.all("subscription"):
         item = sub["items"]["data"][0]
+        own = sandbox.get(sub["default_payment_method"])["card"] if sub[
+            "default_payment_method"] else {}
         pause = sub["pause_collection"] or {}
         discounts = [sandbox.get(d)["source"]["coupon"] for d in sub["discounts"]]
         next_amount = None
         if sub["status"] in ("active", "trialing", "past_due") and not (
                 sub["cancel_at_period_end"] or sub["cancel_at"]):
-            preview = await billing.gateway.upcoming_invoice(sub["customer"], sub["id"])
-            next_amount = preview.amount_due
+            next_amount = await billing.gateway.next_invoice_amount(sub["customer"], sub["id"])
         expected.append((MirrorSubscription, sub["id"], {
             "customer_id": sub["customer"], "status": sub["status"], "item_id": item["id"],
             "price_id": item["price"]["id"], "unit_amount": item["price"]["unit_amount"],
@@ -234,7 +239,9 @@ async def mirror_differences(sandbox: Sandbox, billing: Billing) -> list[str]:
             "trial_end": _at(sub["trial_end"]), "pause_behavior": pause.get("behavior"),
             "pause_resumes_at": _at(pause.get("resumes_at")), "schedule_id": sub["schedule"],
             "discount_coupon": discounts[0] if discounts else None,
-            "card_id": sub["default_payment_method"], "latest_invoice_id": sub["latest_invoice"],
+            "card_id": sub["default_payment_method"], "card_brand": own.get("brand"),
+            "card_last4": own.get("last4"), "card_exp_month": own.get("exp_month"),
+            "card_exp_year": own.get("exp_year"), "latest_invoice_id": sub["latest_invoice"],
             "next_amount": next_amount, "created": _at(sub["created"])}))
     for invoice in sandbox.store.all("invoice"):
         parent = (invoice.get("parent") or {}).get("subscription_details") or {}
@@ -299,7 +306,7 @@ async def busy_shop(sandbox: Sandbox, billing: Billing) -> dict[str, str]:
         card = "pm_card_mastercard" if key == "switched" else "pm_card_visa_chargeDeclined"
         portal = await gateway.create_card_update(customer_id=ids[key], return_url="https://x.example",
                                                   locale="en", key=f"test-card-{ids[key]}")
-        await asyncio.to_thread(sandbox.complete_portal, portal.id, card)
+        await asyncio.to_thread(sandbox.complete_portal, portal["id"], card)
     await asyncio.to_thread(sandbox.advance_time, 32 * 86400)  # renewals: one declines
     await gateway.schedule_price(str(scheduled), key=f"test-schedule-{scheduled}",
                                  price_id=billing.prices.by_key["basic_monthly"].id, quantity=1)

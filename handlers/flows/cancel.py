@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from billing import cancellation
 from billing.cancellation import ASKS_COMMENT, REASONS, Offer
+from billing.errors import NoSubscription
 from billing.state import Pending, clear, expect, take
-from billing.subscriptions import current_subscription
+from billing.subscriptions import Overview, get_overview
 from handlers import menus
 from handlers.context import Ctx
 from handlers.flows.change import customer_of
@@ -56,24 +56,33 @@ async def _take(ctx: Ctx) -> dict[str, Any]:
     return pending.data if pending is not None else {}
 
 
-def _day(value: int) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
 def resume_button(ctx: Ctx, subscription_id: str) -> Button:
     """Return the button that undoes a pending cancel."""
     return Button(ctx.t("Resume subscription"), action=f"resume:{subscription_id}")
 
 
+async def _current(ctx: Ctx) -> Overview:
+    """Return the user's current subscription from the mirror (no Stripe request)."""
+    overview = await get_overview(ctx.billing, customer_id=await customer_of(ctx))
+    if overview is None:
+        raise NoSubscription("none")
+    return overview
+
+
+def _end(ctx: Ctx, subscription: Overview) -> str:
+    end = subscription.current_period_end
+    return ctx.day(end) if end else ""
+
+
 @router.command("cancel")
 async def ask_cancel_reason(ctx: Ctx, _args: str) -> list[Reply]:
     """Ask why the user wants to cancel, with Stripe's feedback values as buttons."""
-    subscription = await current_subscription(ctx.billing, customer_id=await customer_of(ctx))
+    subscription = await _current(ctx)
     if subscription.cancel_at_period_end:
-        end = subscription["items"].data[0].current_period_end
         return [Reply(ctx.t("Your subscription already ends on {date}.",
-                            date=ctx.day(_day(end))),
-                      buttons=rows(resume_button(ctx, subscription.id), menus.my_plan(ctx)),
+                            date=_end(ctx, subscription)),
+                      buttons=rows(resume_button(ctx, subscription.subscription_id),
+                                   menus.my_plan(ctx)),
                       private=True)]
     await _remember(ctx, KIND, {"intent": secrets.token_hex(8)})
     buttons = [Button(ctx.t(LABELS[r]), action=f"cxl:why:{r}") for r in REASONS]
@@ -160,10 +169,10 @@ async def offer_to_stay(ctx: Ctx, intent: str, reason: str, comment: str | None
 
 
 async def _ask_confirm(ctx: Ctx) -> list[Reply]:
-    subscription = await current_subscription(ctx.billing, customer_id=await customer_of(ctx))
-    end = subscription["items"].data[0].current_period_end
+    subscription = await _current(ctx)
     return [Reply(ctx.t("Your subscription will end on {date}; you keep everything until "
-                        "then, and you can resume any time before.", date=ctx.day(_day(end))),
+                        "then, and you can resume any time before.",
+                        date=_end(ctx, subscription)),
                   title=ctx.t("Cancel subscription?"), private=True,
                   buttons=rows(Button(ctx.t("Cancel subscription"), action="cxl:yes"),
                                Button(ctx.t("Keep my plan"), action="cxl:keep")))]
@@ -182,7 +191,7 @@ async def confirm_cancel(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
     data = await _take(ctx)
     reason = str(data.get("reason"))
     if reason not in REASONS:
-        subscription = await current_subscription(ctx.billing, customer_id=customer_id)
+        subscription = await _current(ctx)
         if not subscription.cancel_at_period_end:
             return [Reply(ctx.t("That question has expired. Nothing was changed; send /cancel "
                                 "to start again."))]

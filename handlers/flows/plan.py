@@ -79,6 +79,7 @@ def plan_buttons(ctx: Ctx, o: Overview) -> list[Button]:
         buttons.append(Button(ctx.t("Resume subscription"), action=f"resume:{o.subscription_id}"))
     else:
         buttons.append(menus.cancel(ctx))
+    buttons.append(menus.settings(ctx))
     return buttons
 
 

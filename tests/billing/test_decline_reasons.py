@@ -48,7 +48,7 @@ async def test_the_gateway_expands_payment_intents_only_when_asked(shop: Shop) -
     _, invoice_id = await _renew_with(shop, "pm_card_chargeDeclinedInsufficientFunds")
     plain = await shop.billing.gateway.invoice(invoice_id)
     assert "payments" not in plain
-    full = (await shop.billing.gateway.invoice(invoice_id, payments=True)).to_dict()
+    full = await shop.billing.gateway.invoice(invoice_id, payments=True)
     [payment] = full["payments"]["data"]
     error = payment["payment"]["payment_intent"]["last_payment_error"]
     assert (error["code"], error["decline_code"]) == ("card_declined", "insufficient_funds")

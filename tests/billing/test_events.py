@@ -94,8 +94,8 @@ async def test_a_session_without_portier_metadata_links_nothing(shop: Shop) -> N
         client_reference_id="telegram-7", metadata={"portier_user": "7"},
         success_url="https://shop.example/ok", cancel_url="https://shop.example/no",
         locale="en", key="foreign-checkout")
-    await asyncio.to_thread(shop.sandbox.complete_checkout, session.id)
-    await _deliver(shop, _completed_event(shop, session.id))
+    await asyncio.to_thread(shop.sandbox.complete_checkout, session["id"])
+    await _deliver(shop, _completed_event(shop, session["id"]))
     async with shop.billing.db.session() as session_:
         assert await find_link(session_, channel="telegram", user_id="7") is None
     assert await _notices(shop) == []
@@ -110,8 +110,8 @@ async def test_a_reference_naming_another_user_links_nothing(shop: Shop) -> None
         metadata={"portier_channel": "telegram", "portier_user": "7", "portier_chat": "7"},
         success_url="https://shop.example/ok", cancel_url="https://shop.example/no",
         locale="en", key="mismatched-checkout")
-    await asyncio.to_thread(shop.sandbox.complete_checkout, session.id)
-    await _deliver(shop, _completed_event(shop, session.id))
+    await asyncio.to_thread(shop.sandbox.complete_checkout, session["id"])
+    await _deliver(shop, _completed_event(shop, session["id"]))
     async with shop.billing.db.session() as session_:
         for user in ("7", "8"):
             assert await find_link(session_, channel="telegram", user_id=user) is None

@@ -147,8 +147,8 @@ async def test_changes_made_in_the_chat_are_not_announced_again(shop: Shop) -> N
     customer = shop.customer()
     await _link(shop.billing, customer, "508")
     sub = shop.subscription(customer)
-    await shop.billing.gateway.update_subscription(
-        sub["id"], {"cancel_at_period_end": True}, key="portier-test-cancel")
+    await shop.billing.gateway.cancel_at_period_end(
+        sub["id"], feedback="other", comment="", key="portier-test-cancel")
     await _feed(shop)
     assert await _notices(shop.billing) == []
 
