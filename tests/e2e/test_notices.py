@@ -162,12 +162,17 @@ async def test_pay_now_needing_authentication_offers_the_invoice_page(world: Wor
     assert url == _open_invoice(world, customer["id"])["hosted_invoice_url"]
 
 
+async def _dashboard_update(world: World, subscription_id: str, params: dict[str, Any]) -> None:
+    """Change a subscription as Stripe's Dashboard would: a raw API call, not Portier's."""
+    gateway = world.service.runtime.billing.gateway
+    await gateway.call(gateway.v1.subscriptions.update_async, subscription_id, params)
+
+
 async def test_a_cancel_made_elsewhere_is_announced(world: World) -> None:
     """A cancel made in Stripe's dashboard reaches the chat with the end date."""
     user, customer = await world.linked_user()
     sub = _subscription(world, customer["id"])
-    await world.service.runtime.billing.gateway.update_subscription(
-        sub["id"], {"cancel_at_period_end": True}, key="dashboard-cancel")
+    await _dashboard_update(world, sub["id"], {"cancel_at_period_end": True})
     await world.settle()
     notice = await world.telegram.next_message(user)
     assert (notice.text or "").startswith("Subscription canceled")
@@ -183,15 +188,13 @@ async def test_quiet_hours_defer_all_but_payment_failures(world: World) -> None:
                               quiet_hours=f"{start:%H:%M}-{end:%H:%M}")
     user, customer = await world.linked_user()
     sub = _subscription(world, customer["id"])
-    await billing.gateway.update_subscription(
-        sub["id"], {"cancel_at_period_end": True}, key="dashboard-cancel")
+    await _dashboard_update(world, sub["id"], {"cancel_at_period_end": True})
     await world.settle()
     await world.telegram.assert_no_message(user, within=0.5)
     async with billing.db.session() as session:
         [waiting] = await session.scalars(select(Notice).where(Notice.kind == "canceled"))
     assert waiting.status == "pending" and waiting.send_after > utcnow() + timedelta(minutes=30)
-    await billing.gateway.update_subscription(
-        sub["id"], {"cancel_at_period_end": False}, key="dashboard-undo")
+    await _dashboard_update(world, sub["id"], {"cancel_at_period_end": False})
     await world.switch_card(customer["id"], "pm_card_visa_chargeDeclined")
     world.sandbox.advance_time(MONTH)
     await world.settle()

@@ -7,8 +7,10 @@ import logging
 import time
 
 import pytest
+from sqlalchemy import delete
 
 from billing.db import Database
+from billing.mirror_models import MirrorCustomer
 from bot.logs import configure_logging
 from tests.world import STRIPE_KEY, TELEGRAM_SECRET, World
 
@@ -98,13 +100,16 @@ async def test_a_slow_chat_does_not_delay_another(world: World) -> None:
     slow, _ = await world.linked_user()
     fast = world.user()
     gateway = world.service.runtime.billing.gateway
-    original = gateway.subscriptions
+    original = gateway.customer_subscriptions
 
     async def slow_subscriptions(customer_id: str):  # type: ignore[no-untyped-def]
         await asyncio.sleep(1.5)
         return await original(customer_id)
 
-    gateway.subscriptions = slow_subscriptions  # type: ignore[method-assign]
+    # /plan reads the mirror; with the slow chat's customer gone from it, /plan asks Stripe.
+    async with world.service.runtime.billing.db.session() as session:
+        await session.execute(delete(MirrorCustomer))
+    gateway.customer_subscriptions = slow_subscriptions  # type: ignore[method-assign]
     try:
         started = time.perf_counter()
         await world.telegram.send(slow, "/plan")
@@ -116,4 +121,4 @@ async def test_a_slow_chat_does_not_delay_another(world: World) -> None:
         second = await world.telegram.next_message(slow)
         assert "Pro" in (first.text or "") and "What I can do" in (second.text or "")
     finally:
-        gateway.subscriptions = original  # type: ignore[method-assign]
+        gateway.customer_subscriptions = original  # type: ignore[method-assign]
