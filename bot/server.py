@@ -131,13 +131,15 @@ class Server:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not _same(auth[7:], expected):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
+        # What was sent is not logged: it came from outside.
+        why = "no customer id of Stripe's form"
         try:
             body = parse(await request.body())
         except MalformedPayload as error:
-            log.info("link token request refused: %s", error)
-            body = None
+            body, why = None, str(error)
         customer = body.get("customer") if isinstance(body, dict) else None
         if not isinstance(customer, str) or not CUSTOMER_ID.fullmatch(customer):
+            log.info("link token request refused: %s", why)
             return JSONResponse({"error": "expected {\"customer\": \"cus_…\"}"}, status_code=422)
         billing = self.runtime.billing
         try:

@@ -229,21 +229,27 @@ async def _link(world: World, content: bytes) -> int:
     return response.status_code
 
 
-async def test_a_customer_id_with_a_trailing_newline_is_malformed(world: World) -> None:
+async def test_a_customer_id_with_a_trailing_newline_is_malformed(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
     """A customer id followed by a newline is a malformed body (422), not a Stripe outage."""
+    caplog.set_level(logging.INFO)
     customer = await world.customer_with_plan()
     before = world.service.runtime.billing.gateway.requests
     assert await _link(world, json.dumps({"customer": customer["id"] + "\n"}).encode()) == 422
     assert world.service.runtime.billing.gateway.requests == before  # Stripe was not asked
     assert await _link_tokens(world) == 0
+    _logged_without_secrets(caplog, "link token request refused")
     await _healthy(world)
 
 
-async def test_a_deeply_nested_link_request_is_malformed(world: World) -> None:
+async def test_a_deeply_nested_link_request_is_malformed(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
     """A body nested 50,000 levels deep gets 422 and mints nothing."""
+    caplog.set_level(logging.INFO)
     for body in (_nested(), '{"customer": ' + _nested() + "}"):
         assert await _link(world, body.encode()) == 422
     assert await _link_tokens(world) == 0
+    _logged_without_secrets(caplog, "link token request refused: nested too deeply")
     await _healthy(world)
 
 
