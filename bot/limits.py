@@ -60,9 +60,10 @@ class BodyLimit:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
-        # The path's first segment only: /card/<token> carries a bearer token.
-        route = "/" + scope.get("path", "/").lstrip("/").split("/", 1)[0]
-        log.warning("request body refused: %d bytes or more to %s %s, over the limit of %d",
+        # The path's first segment only (/card/<token> carries a bearer token), quoted and
+        # cut short: it is whatever the client sent.
+        route = "/" + scope.get("path", "/").lstrip("/").split("/", 1)[0][:40]
+        log.warning("request body refused: %d bytes or more to %s %r, over the limit of %d",
                     size, scope.get("method"), route, self.max_body)
         response = JSONResponse({"error": f"body over {self.max_body} bytes"}, status_code=413)
         await response(scope, receive, send)
