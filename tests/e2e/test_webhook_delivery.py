@@ -90,7 +90,7 @@ async def test_forged_copies_of_real_events_change_nothing(world: World) -> None
     400 and neither the events nor the mirror change."""
     customer = await world.customer_with_plan()
     await _settled(world)
-    event = world.sandbox.events("customer.updated")[-1]
+    event = world.sandbox.events("customer.created")[-1]
     altered = dict(event, id="evt_forged")
     altered["data"] = {"object": dict(event["data"]["object"], email="eve@example.com")}
     body = json.dumps(altered, indent=2)
