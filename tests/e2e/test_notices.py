@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from billing.models import Notice, utcnow
+from billing.reminders import scan_cards
 from tests.world import World
 
 MONTH = 31 * 86400
@@ -201,3 +202,26 @@ async def test_quiet_hours_defer_all_but_payment_failures(world: World) -> None:
     notice = await world.telegram.next_message(user)
     assert (notice.text or "").startswith("Payment failed")
     await world.telegram.assert_no_message(user, within=0.3)
+
+
+async def test_the_card_that_pays_a_checkout_subscription_is_announced_before_it_expires(
+        world: World) -> None:
+    """A Checkout customer's card sits on the subscription, not the customer: the scan finds
+    it and the notice names it, `card_expiry_days` before it expires."""
+    user, customer = await world.linked_user(card="pm_card_mastercard")
+    await world.settle()
+    sub = _subscription(world, customer["id"])
+    card = world.sandbox.get(sub["default_payment_method"])["card"]
+    assert world.sandbox.get(customer["id"])["invoice_settings"]["default_payment_method"] is None
+    billing = world.service.runtime.billing
+    year, month = card["exp_year"], card["exp_month"]
+    ends = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)  # after its last day
+    days = timedelta(days=billing.catalog.card_expiry_days)
+    early = ends - days - timedelta(days=1)
+    assert (await scan_cards(billing.db, billing.catalog, now=early)).due == 0
+    due = ends - days + timedelta(days=1)
+    assert (await scan_cards(billing.db, billing.catalog, now=due)).added == 1
+    async with billing.db.session() as session:
+        [notice] = await session.scalars(select(Notice).where(Notice.kind == "card_expiring"))
+    assert (notice.params["brand"], notice.params["last4"]) == ("mastercard", "4444")
+    assert notice.chat_id == str(user.id)
