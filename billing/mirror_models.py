@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.models import Base, UTCDateTime, utcnow
@@ -71,6 +71,12 @@ class MirrorSubscription(Base):
     # arriving late never overwrite newer state.
     stripe_seen_at: Mapped[int] = mapped_column(Integer, default=0)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The first discount's terms, for MRR (billing.revenue): what it takes off while it lasts.
+    discount_percent_off: Mapped[float | None] = mapped_column(Float, nullable=True)
+    discount_amount_off: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    discount_currency: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    discount_duration: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    discount_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MirrorInvoice(Base):

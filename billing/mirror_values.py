@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from billing.catalog import PriceBook
+from billing.discounts import discount_columns
 from billing.errors import NotFound
 from billing.gateway import StripeGateway
 from billing.shapes import card_of, coupon_of, item, next_phase, ref_id, when
@@ -91,6 +92,7 @@ def subscription_values(data: Obj, prices: PriceBook) -> dict[str, Any]:
         "scheduled_at": scheduled_at, "discount_coupon": _coupon_id(data.get("discounts")),
         **card_columns(data.get("default_payment_method")),
         "latest_invoice_id": ref_id(data.get("latest_invoice")), "created": when(data["created"]),
+        **discount_columns(data.get("discounts")),
     }
 
 

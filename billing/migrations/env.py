@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from billing import mirror_models  # noqa: F401 - registers the mirror tables
+from billing import revenue_models  # noqa: F401 - registers the revenue history
 from billing.db import make_engine
 from billing.models import Base
 

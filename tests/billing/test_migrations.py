@@ -16,13 +16,14 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from billing import mirror_models  # noqa: F401 - the mirror's tables belong to Base
+from billing import revenue_models  # noqa: F401 - and so do the revenue history's
 from billing.db import make_engine
 from billing.migrate import alembic_config, upgrade
 from billing.models import Base
 
 TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_states",
           "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices",
-          "unreachable_chats"}
+          "unreachable_chats", "revenue_states", "save_offers"}
 
 
 @pytest.fixture
