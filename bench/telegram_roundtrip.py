@@ -115,15 +115,23 @@ async def portier_run(updates: int, users: int, concurrency: int) -> tuple[LoadR
             billing = service.runtime.billing  # type: ignore[attr-defined]
             v1 = billing.gateway.v1
             price = billing.prices.by_key["pro_monthly"].id
-            async with billing.db.session() as session:
+            # Users as Checkout leaves them (the business's own sign-up page): the card on the
+            # subscription, none on the customer; then linked to their chats.
+            customers = []
+            async with httpx.AsyncClient() as http:
                 for i in range(users):
-                    customer = await v1.customers.create_async({
-                        "email": f"u{i}@example.com", "payment_method": "pm_card_visa",
-                        "invoice_settings": {"default_payment_method": "pm_card_visa"}})
-                    await v1.subscriptions.create_async({
-                        "customer": customer.id, "items": [{"price": price}]})
+                    checkout = await v1.checkout.sessions.create_async({
+                        "mode": "subscription", "line_items": [{"price": price, "quantity": 1}],
+                        "customer_email": f"u{i}@example.com",
+                        "success_url": "https://shop.example/welcome"})
+                    paid = await http.post(checkout.url, data={"payment_method": "pm_card_visa"})
+                    assert paid.status_code == 303, paid.text
+                    done = await v1.checkout.sessions.retrieve_async(checkout.id)
+                    customers.append(str(done.customer))
+            async with billing.db.session() as session:
+                for i, customer_id in enumerate(customers):
                     await link_customer(session, channel="telegram", user_id=str(FIRST_USER + i),
-                                        chat_id=str(FIRST_USER + i), customer_id=customer.id)
+                                        chat_id=str(FIRST_USER + i), customer_id=customer_id)
             await steady_state(billing)
             before = await count_requests(stripe_base)
             result = await run_load(fake, hook, settings_secret(service), updates=updates,
