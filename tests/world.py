@@ -275,7 +275,8 @@ async def busy_shop(sandbox: Sandbox, billing: Billing) -> dict[str, str]:
 
     Through Stripe's API as Portier or the Dashboard would: a plain plan, a yearly plan set
     to cancel, a declined renewal (past due), a downgrade scheduled for the period end, a
-    discount, paused collection, a card switched in the portal, a customer without a plan.
+    discount, paused collection, a card switched in the portal, a customer without a plan;
+    and through Checkout's page, as most customers arrive.
     """
     gateway, v1 = billing.gateway, billing.gateway.v1
 
@@ -302,6 +303,19 @@ async def busy_shop(sandbox: Sandbox, billing: Billing) -> dict[str, str]:
     ids["switched"], _ = customer("pro_yearly")
     ids["declined"], _ = customer("pro_monthly")
     ids["none"], _ = customer(None)
+    # Most customers come through Checkout: the card on the subscription, none on the customer;
+    # one of them later saves another card in the portal.
+    for key, card in (("checkout", "pm_card_visa"), ("checkout_switched", "pm_card_amex")):
+        session = await gateway.call(v1.checkout.sessions.create_async, {
+            "mode": "subscription", "customer_email": f"{key}@example.com",
+            "line_items": [{"price": billing.prices.by_key["pro_monthly"].id, "quantity": 1}],
+            "success_url": "https://x.example/ok"})
+        ids[key] = str((await asyncio.to_thread(sandbox.complete_checkout, session.id,
+                                                card))["customer"])
+    portal = await gateway.create_card_update(customer_id=ids["checkout_switched"],
+                                              return_url="https://x.example", locale="en",
+                                              key=f"test-card-{ids['checkout_switched']}")
+    await asyncio.to_thread(sandbox.complete_portal, portal["id"], "pm_card_mastercard")
     for key in ("switched", "declined"):
         card = "pm_card_mastercard" if key == "switched" else "pm_card_visa_chargeDeclined"
         portal = await gateway.create_card_update(customer_id=ids[key], return_url="https://x.example",
