@@ -7,8 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from billing import mirror_models  # noqa: F401 - registers the mirror tables
-from billing import revenue_models  # noqa: F401 - registers the revenue history
+from billing import (
+    mirror_models,  # noqa: F401 - registers the mirror tables
+    revenue_models,  # noqa: F401 - registers the revenue history
+)
 from billing.db import make_engine
 from billing.models import Base
 

@@ -15,8 +15,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from billing import mirror_models  # noqa: F401 - the mirror's tables belong to Base
-from billing import revenue_models  # noqa: F401 - and so do the revenue history's
+from billing import (
+    mirror_models,  # noqa: F401 - the mirror's tables belong to Base
+    revenue_models,  # noqa: F401 - and so do the revenue history's
+)
 from billing.db import make_engine
 from billing.migrate import alembic_config, upgrade
 from billing.models import Base
