@@ -15,6 +15,15 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a reply: a photo the chat shows, or a document to save."""
+
+    data: bytes
+    filename: str
+    photo: bool = False
+
+
+@dataclass(frozen=True)
 class Reply:
     """A message to show: text, buttons and rendering hints."""
 
@@ -27,6 +36,7 @@ class Reply:
     image_url: str | None = None
     toast: str | None = None
     menu_locale: str | None = None  # the user chose this language: show the menu in it too
+    attachment: Attachment | None = None  # sent with the text as its caption
 
 
 def rows(*buttons: Button | None, per_row: int = 1) -> tuple[tuple[Button, ...], ...]:

@@ -25,7 +25,7 @@ from .telegram_state import ApiError, TelegramState, Webhook, bad_request
 STRING_PARAMS = frozenset({
     "text", "caption", "parse_mode", "url", "secret_token", "callback_query_id",
     "language_code", "inline_message_id", "ip_address", "business_connection_id",
-    "message_effect_id", "photo",
+    "message_effect_id", "photo", "document",
 })
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
@@ -225,6 +225,7 @@ METHODS: dict[str, Handler] = {
     "logOut": succeed,
     "sendMessage": messages.send_message,
     "sendPhoto": messages.send_photo,
+    "sendDocument": messages.send_document,
     "editMessageText": messages.edit_message_text,
     "editMessageReplyMarkup": messages.edit_message_reply_markup,
     "deleteMessage": messages.delete_message,

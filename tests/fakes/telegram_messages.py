@@ -121,12 +121,21 @@ def send_message(state: TelegramState, params: dict[str, Any]) -> dict[str, Any]
     return raw
 
 
+# What Telegram decodes as a photo: an upload of anything else is refused.
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"RIFF")
+MAX_PHOTO = 10 * 1024 * 1024  # "The photo must be at most 10 MB in size" (Bot API, sendPhoto)
+MAX_DOCUMENT = 50 * 1024 * 1024  # bots send files of up to 50 MB
+
+
 def send_photo(state: TelegramState, params: dict[str, Any]) -> dict[str, Any]:
     """Send a photo by URL, file_id or upload, with an optional caption (sendPhoto)."""
     chat = state.chat(params.get("chat_id", ""))
     photo = params.get("photo")
     if not photo:
         raise bad_request("there is no photo in the request")
+    if isinstance(photo, Upload) and (len(photo.data) > MAX_PHOTO
+                                      or not photo.data.startswith(IMAGE_MAGIC)):
+        raise bad_request("IMAGE_PROCESS_FAILED")
     caption: str | None = None
     entities: list[dict[str, Any]] = []
     if params.get("caption"):
@@ -151,6 +160,41 @@ def send_photo(state: TelegramState, params: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def send_document(state: TelegramState, params: dict[str, Any]) -> dict[str, Any]:
+    """Send a file by URL, file_id or upload, with an optional caption (sendDocument)."""
+    chat = state.chat(params.get("chat_id", ""))
+    document = params.get("document")
+    if not document:
+        raise bad_request("there is no document in the request")
+    if isinstance(document, Upload) and len(document.data) > MAX_DOCUMENT:
+        raise bad_request("file is too big")
+    caption: str | None = None
+    entities: list[dict[str, Any]] = []
+    if params.get("caption"):
+        caption, entities = render(params["caption"], params.get("parse_mode"),
+                                   params.get("caption_entities"), limit=1024, what="caption")
+    markup = check_markup(params.get("reply_markup"))
+    message_id = state.new_message_id(chat["id"])
+    file_id = state.new_file_id()
+    described: dict[str, Any] = {"file_id": file_id, "file_unique_id": file_id[-8:]}
+    if isinstance(document, Upload):
+        described.update(file_name=document.filename, mime_type=document.content_type,
+                         file_size=len(document.data))
+    body: dict[str, Any] = {"document": described}
+    if caption is not None:
+        body["caption"] = caption
+        if entities:
+            body["caption_entities"] = entities
+    raw = _raw(state, chat, message_id, body, markup)
+    shown = f"upload:{document.filename}" if isinstance(document, Upload) else str(document)
+    state.record(BotMessage(
+        chat["id"], message_id, "sendDocument", caption, params.get("caption"),
+        params.get("parse_mode"), tuple(entities), _shown_markup(markup), None, params, raw,
+        document=shown,
+    ))
+    return raw
+
+
 def _editable(state: TelegramState, params: dict[str, Any]) -> tuple[dict[str, Any], BotMessage]:
     """Return the chat and current state of the message an edit targets."""
     if "inline_message_id" in params:
@@ -165,7 +209,7 @@ def _editable(state: TelegramState, params: dict[str, Any]) -> tuple[dict[str, A
 def edit_message_text(state: TelegramState, params: dict[str, Any]) -> dict[str, Any]:
     """Replace a message's text; its inline keyboard goes unless sent again."""
     chat, current = _editable(state, params)
-    if current.photo is not None:
+    if current.photo is not None or current.document is not None:
         raise bad_request("there is no text in the message to edit")
     text, entities = render(params.get("text"), params.get("parse_mode"),
                             params.get("entities"), limit=4096, what="text")
@@ -196,6 +240,7 @@ def edit_message_reply_markup(state: TelegramState, params: dict[str, Any]) -> d
     state.record(BotMessage(
         chat["id"], current.message_id, "editMessageReplyMarkup", current.text, current.source,
         current.parse_mode, current.entities, markup, current.photo, params, raw,
+        document=current.document,
     ))
     return raw
 

@@ -87,6 +87,7 @@ class BotMessage:
     params: dict[str, Any]
     raw: dict[str, Any]
     at: float = field(default_factory=time.perf_counter)
+    document: str | None = None  # a sent file: its URL, file_id or "upload:<file name>"
 
     @property
     def edited(self) -> bool:

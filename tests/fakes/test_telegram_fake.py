@@ -13,7 +13,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken
 from telegram.ext import (
@@ -283,6 +290,25 @@ async def test_messages_are_kept_per_chat(fake: FakeTelegram) -> None:
     [current] = fake.messages(ada)
     assert (current.text, current.buttons()) == ("one", [["Go"]])
     assert fake.deleted(ada) == [3]
+
+
+async def test_uploads_arrive_as_multipart_files(fake: FakeTelegram) -> None:
+    """sendPhoto and sendDocument take multipart uploads, as python-telegram-bot sends them;
+    an upload that is no image is refused as a photo (Telegram cannot decode it)."""
+    ada = fake.user(id=1012)
+    await fake.send(ada, "hello")
+    async with build(fake) as app:
+        bot = app.bot
+        sent = await bot.send_document(ada.id, InputFile(b"month,mrr\n", filename="mrr.csv"),
+                                       caption="<b>figures</b>", parse_mode=ParseMode.HTML)
+        assert sent.document is not None and sent.document.file_name == "mrr.csv"
+        assert sent.document.file_size == 10
+        with pytest.raises(BadRequest, match="(?i)image_process_failed"):
+            await bot.send_photo(ada.id, InputFile(b"not an image", filename="x.png"))
+    [document] = fake.history(ada)
+    assert (document.method, document.document, document.text) == (
+        "sendDocument", "upload:mrr.csv", "figures")
+    assert document.params["document"].data == b"month,mrr\n"
 
 
 async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram) -> None:
