@@ -103,8 +103,11 @@ class Console:
         self._prompting = False
         self._http = httpx.AsyncClient(timeout=30, follow_redirects=False)
 
-    async def send(self, chat_id: str, reply: Reply) -> None:
+    async def send(self, chat_id: str, reply: Reply, *,
+                   issue: Callable[[], Awaitable[None]] | None = None) -> None:
         """Print a notice the worker pushes (the worker's sender for "console")."""
+        if issue is not None:  # the outbox marks the notice `sending` now
+            await issue()
         if self._prompting:
             self.out.write("\n")
         self.show([reply])

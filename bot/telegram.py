@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
@@ -19,7 +18,6 @@ from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     BaseUpdateProcessor,
     CallbackQueryHandler,
@@ -27,12 +25,12 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBDeprecationWarning
 
-from bot.outbox import Rejected, RetryLater, Unreachable
+from bot.outbox import Issue, Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
+from bot.telegram_limiter import Limiter, OutboxSend, retry_seconds
 from bot.telegram_render import html, keyboard
 from bot.telegram_updates import problem
 from handlers.context import Actor
@@ -81,14 +79,6 @@ class PerChatOrder(BaseUpdateProcessor):
         """Nothing to tear down."""
 
 
-def retry_seconds(error: RetryAfter) -> float:
-    """Return a 429's retry_after in seconds (PTB 22 deprecates reading it as an int)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = error.retry_after
-    return value if isinstance(value, int) else value.total_seconds()
-
-
 def clean(text: str) -> str:
     """Replace lone surrogates (never valid Unicode text) with U+FFFD."""
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
@@ -115,9 +105,9 @@ class TelegramChannel:
                    .request(AiohttpRequest())
                    .get_updates_request(AiohttpRequest(pool_size=1))
                    # PTB's limiter keeps Telegram's flood limits: PORTIER_SEND_RATE for all
-                   # chats together, 20 a minute per group; it retries a 429 after retry_after.
-                   .rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate,
-                                                max_retries=2))
+                   # chats together, 20 a minute per group; it retries a reply's 429 after
+                   # retry_after, and hands a notice's back to the outbox (telegram_limiter).
+                   .rate_limiter(Limiter(overall_max_rate=settings.send_rate, max_retries=2))
                    .concurrent_updates(PerChatOrder()))
         if settings.telegram_webhook_mode:
             builder = builder.updater(None)
@@ -244,20 +234,25 @@ class TelegramChannel:
             else:
                 await self.send(actor.chat_id, reply)
 
-    async def send(self, chat_id: str, reply: Reply) -> None:
-        """Send one reply (a photo with caption when it has an image)."""
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
+        """Send one reply (a photo with caption when it has an image); an outbox send passes
+        `issue`, run right before the request leaves."""
+        # Any: ExtBot types rate_limit_args after AIORateLimiter's (an int of retries).
+        limits: Any = OutboxSend(issue) if issue is not None else None
         try:
             if reply.image_url:
                 await self.app.bot.send_photo(
                     int(chat_id), reply.image_url, caption=html(reply)[:1024],
-                    parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+                    parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
+                    rate_limit_args=limits)
                 return
             await self.app.bot.send_message(int(chat_id), html(reply), parse_mode=ParseMode.HTML,
                                             reply_markup=keyboard(reply),
-                                            disable_web_page_preview=True)
+                                            disable_web_page_preview=True,
+                                            rate_limit_args=limits)
         except Forbidden as error:  # 403: blocked by the user, kicked from the group
             raise Unreachable(str(error)) from None
-        except RetryAfter as error:  # 429 after the rate limiter's own retries
+        except RetryAfter as error:  # a reply's 429 after the rate limiter's own retries
             raise RetryLater(retry_seconds(error)) from None
         except BadRequest as error:  # 400: this message can never go (or the chat is gone)
             if "chat not found" in str(error).lower():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from billing.models import Notice, UnreachableChat, utcnow
 from billing.notices import add_many, enqueue
-from bot.outbox import Outbox
+from bot.outbox import Issue, Outbox
 from bot.pacing import Pace
 from handlers.replies import Reply
 from tests.fakes.telegram_objects import FakeUser
@@ -47,6 +47,14 @@ async def _queue(world: World, chat: FakeUser, key: str) -> None:
 async def _rows(world: World) -> list[Notice]:
     async with world.service.runtime.billing.db.session() as session:
         return list(await session.scalars(select(Notice).order_by(Notice.id)))
+
+
+async def _wait_for(world: World, check: Callable[[list[Notice]], bool],
+                    timeout: float = 5.0) -> None:
+    """Wait (with a timeout) until the notices in the database pass the check."""
+    async with asyncio.timeout(timeout):  # a database has no event to wait for: poll it
+        while not check(await _rows(world)):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def _sends(world: World, chat: FakeUser) -> list[int]:
@@ -125,16 +133,22 @@ async def test_429_is_retried_after_retry_after(world: World) -> None:
 
 
 @RETRY_AFTER_WARNING
-async def test_429_beyond_the_limiters_retries_waits_as_pending(world: World) -> None:
-    """A 429 that outlasts PTB's retries puts the notice back, due after retry_after."""
+async def test_each_429_puts_the_notice_back_as_pending(world: World) -> None:
+    """A notice's 429 is not retried inside the rate limiter: the notice goes back to
+    pending at once, due after retry_after, each time, and is then sent once."""
     user = world.user()
     world.telegram.fail_next("sendMessage", 429, retry_after=1, chat_id=user, times=3)
     await _queue(world, user, "plan_changed:sub_1:evt_1")
+    await world.telegram.wait_for_calls("sendMessage", 1)
+    await _wait_for(world, lambda rows: rows[0].status == "pending" and rows[0].attempts == 1)
+    [row] = await _rows(world)
+    assert "429 retry_after=1" in (row.last_error or "")
+    assert row.send_after > utcnow() and row.claimed_at is None
     await world.telegram.next_message(user, timeout=10)
     assert await _sends(world, user) == [429, 429, 429, 200]
     await _outbox(world).idle()
     [row] = await _rows(world)
-    assert (row.status, row.attempts) == ("sent", 2)
+    assert (row.status, row.attempts) == ("sent", 4)
 
 
 async def test_403_marks_the_chat_unreachable(world: World) -> None:
@@ -182,11 +196,12 @@ async def test_a_kill_between_claim_and_send_loses_and_repeats_nothing(world: Wo
     for n, user in enumerate(users):
         await _queue(world, user, f"plan_changed:sub_{n}:evt_1")
     await asyncio.wait_for(reached.wait(), 5)
-    assert "sending" in {r.status for r in await _rows(world)}  # claimed, not yet sent
+    rows = await _rows(world)  # claimed, not yet sent: held, still pending
+    assert {r.status for r in rows} == {"pending"} and rows[0].claimed_at is not None
     assert outbox._task is not None
     outbox._task.cancel()  # the kill
     await asyncio.gather(outbox._task, return_exceptions=True)
-    assert {r.status for r in await _rows(world)} == {"pending"}
+    assert {(r.status, r.claimed_at) for r in await _rows(world)} == {("pending", None)}
     outbox.render = render  # type: ignore[method-assign]
     await outbox.stop()
     await outbox.start()
@@ -199,13 +214,15 @@ async def test_a_kill_between_claim_and_send_loses_and_repeats_nothing(world: Wo
 
 
 async def test_a_kill_after_handing_over_leaves_the_outcome_unknown(world: World) -> None:
-    """A notice handed to the channel whose answer never came is marked unknown, not resent."""
+    """A notice whose request left but whose answer never came is marked unknown, not
+    resent."""
     outbox = _outbox(world)
     user = world.user()
     handed = asyncio.Event()
     send = outbox.senders["telegram"]
 
-    async def hang(chat_id: str, reply: Reply) -> None:
+    async def hang(chat_id: str, reply: Reply, *, issue: Issue) -> None:
+        await issue()
         handed.set()
         await asyncio.Event().wait()
 
@@ -224,16 +241,22 @@ async def test_a_kill_after_handing_over_leaves_the_outcome_unknown(world: World
 
 
 async def test_recovers_sends_abandoned_by_a_dead_sender(world: World) -> None:
-    """A notice left `sending` past the lease is marked unknown; a fresh claim is left."""
+    """A notice left `sending` past the lease is marked unknown, a payment problem is sent
+    again (pending); a send begun within the lease is left alone."""
     await _outbox(world).stop()
     billing = world.service.runtime.billing
     async with billing.db.session() as session:
-        for n, age in enumerate((timedelta(hours=1), timedelta(seconds=1))):
+        for n, (kind, age) in enumerate((("plan_changed", timedelta(hours=1)),
+                                         ("payment_failed", timedelta(hours=1)),
+                                         ("action_required", timedelta(hours=1)),
+                                         ("plan_changed", timedelta(seconds=1)))):
             session.add(Notice(dedupe_key=f"k{n}", channel="telegram", user_id="1",
-                               chat_id="1", kind="plan_changed", params=PARAMS,
+                               chat_id="1", kind=kind, params=PARAMS,
                                status="sending", claimed_at=utcnow() - age))
-    assert await _outbox(world).recover() == 1
-    assert [r.status for r in await _rows(world)] == ["unknown", "sending"]
+    assert await _outbox(world).recover() == 3
+    assert [r.status for r in await _rows(world)] == ["unknown", "pending", "pending",
+                                                      "sending"]
+    assert _outbox(world).outcomes["unknown"] == 1
 
 
 def test_pace_spaces_messages_globally() -> None:
