@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing import mirror
+from billing import mirror, revenue
 from billing.catalog import Price
 from billing.changes import DOWNGRADE, options_of
 from billing.errors import BillingError, InvalidRequest, NotFound
@@ -115,6 +115,7 @@ async def make_offer(billing: Billing, *, customer_id: str, reason: str) -> Offe
         return Offer(kind="none", subscription_id=subscription["id"])
     await billing.gateway.remember(subscription["id"], {OFFER_KEY: offer.kind},
                                    key=idempotency_key("offer", subscription["id"]))
+    await revenue.offer_made(billing.db, subscription_id=subscription["id"], kind=offer.kind)
     return offer
 
 
@@ -135,6 +136,7 @@ async def accept_coupon(billing: Billing, *, customer_id: str) -> Outcome:
         subscription["id"], coupon, metadata={OFFER_KEY: "coupon_accepted"},
         key=idempotency_key("coupon", subscription["id"], coupon))
     await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    await revenue.offer_accepted(billing.db, subscription_id=subscription["id"])
     return Outcome(subscription_id=subscription["id"], until=_period_end(subscription))
 
 
@@ -155,6 +157,7 @@ async def accept_pause(billing: Billing, *, customer_id: str, days: int) -> Outc
         subscription["id"], resumes_at=resumes_at, metadata={OFFER_KEY: "pause_accepted"},
         key=idempotency_key("pause", subscription["id"], days))
     await mirror.written(billing, updated, read_at=read_at)  # /plan shows it at once
+    await revenue.offer_accepted(billing.db, subscription_id=subscription["id"])
     return Outcome(subscription_id=subscription["id"], until=when(resumes_at))
 
 

@@ -30,6 +30,8 @@ when a figure is shown.
 from __future__ import annotations
 
 import calendar
+import csv
+import io
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -451,3 +453,32 @@ def report(month: Month, figures: Mapping[str, Figures],
         rows.append(replace(base, failed_amount=failed, recovered_amount=paid))
     return Report(month=str(month), currencies=tuple(rows), offers=offers,
                   history_since=history_since)
+
+
+# -- the CSV export (README "Revenue figures" documents the columns) -----------------------
+
+CSV_COLUMNS = (
+    "month", "currency", "mrr", "mrr_at_start", "new_mrr", "expansion_mrr", "contraction_mrr",
+    "churned_mrr", "reactivation_mrr", "active_subscribers", "active_at_start",
+    "new_subscribers", "reactivated_subscribers", "churned_subscribers", "churn_rate", "arpu",
+    "gross_mrr_churn", "net_mrr_churn", "trials_ended", "trials_converted", "trial_conversion",
+    "failed_amount", "recovered_amount", "recovery_rate",
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Fraction):
+        return f"{float(value):.4f}"
+    return str(value)
+
+
+def csv_text(figures: Iterable[Figures]) -> str:
+    """Return figures as CSV: a header of `CSV_COLUMNS`, a row per month and currency."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for each in figures:
+        writer.writerow([_cell(getattr(each, column)) for column in CSV_COLUMNS])
+    return out.getvalue()

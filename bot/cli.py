@@ -1,4 +1,5 @@
-"""The `portier` command line: run, demo, sandbox, db upgrade, catalog check, sync, link."""
+"""The `portier` command line: run, demo, sandbox, db upgrade, catalog check, sync, metrics,
+link."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from billing.catalog import load_catalog, resolve_prices
@@ -117,6 +119,34 @@ async def _sync(_args: argparse.Namespace) -> None:
         await billing.db.close()
     print(f"mirror synced: {synced.customers} customer(s), {synced.subscriptions} "
           f"subscription(s), {synced.invoices} invoice(s)")
+    await _backfill_revenue(settings)
+
+
+async def _backfill_revenue(settings: Settings) -> None:
+    from billing.db import Database
+    from billing.revenue import backfill
+
+    db = Database(settings.database_url)
+    try:
+        done = await backfill(db)
+    finally:
+        await db.close()
+    print(f"revenue history: {done.subscriptions} subscription(s) backfilled from invoices "
+          f"({done.rows} state(s)); Stripe's invoices cannot tell:")
+    for unknown in done.unknown:
+        print(f"  - {unknown}")
+
+
+async def _metrics(args: argparse.Namespace) -> None:
+    from bot.revenue_cmd import show_metrics
+
+    settings = _settings()
+    try:
+        print(await show_metrics(settings.database_url, args.month, args.csv))
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if args.csv is not None:
+        print(f"CSV of the 12 months up to then written to {args.csv}", file=sys.stderr)
 
 
 class _ProgressLine:
@@ -203,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_catalog_check)
     add("sync", _sync, "Copy customers, subscriptions and invoices from Stripe into the "
         "local mirror.")
+    metrics = add("metrics", _metrics, "Show a month's revenue figures (MRR, movements, "
+                  "churn) from the local mirror and its history.")
+    metrics.add_argument("--month", metavar="YYYY-MM", help="the month (default: this one)")
+    metrics.add_argument("--csv", metavar="FILE", type=Path,
+                         help="also write the 12 months up to it as CSV (see README)")
     link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer.")
     link.add_argument("customer", metavar="CUSTOMER_ID")
     return top

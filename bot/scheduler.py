@@ -2,7 +2,8 @@
 
 Jobs: renewal reminders and expiring cards (billing.reminders, over the local mirror), the
 sweep of Stripe's `/v1/events` (billing.sweep, when installed), retries of failed events
-(the worker's, with its backoff) and the outbox (recover abandoned sends, wake it up).
+(the worker's, with its backoff), the outbox (recover abandoned sends, wake it up) and the
+daily revenue snapshot (billing.revenue, also once at start).
 
 Exactly one replica runs them. On PostgreSQL the leader holds a session-level advisory lock
 (`pg_try_advisory_lock`) on a dedicated connection, outside the pool: when the leader dies
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from billing.db import Database, async_url
 from billing.reminders import scan_cards, scan_renewals
+from billing.revenue import snapshot
 from billing.services import Billing
 from bot.outbox import Outbox
 from bot.worker import Worker
@@ -103,7 +105,8 @@ class Scheduler:
     def __init__(self, billing: Billing, *, outbox: Outbox | None = None,
                  worker: Worker | None = None, elect_every: float = 5.0,
                  scan_every: float = 600.0, sweep_every: float = 900.0,
-                 events_every: float = 30.0, outbox_every: float = 5.0) -> None:
+                 events_every: float = 30.0, outbox_every: float = 5.0,
+                 revenue_every: float = 86400.0) -> None:
         self.billing = billing
         self.outbox = outbox
         self.worker = worker
@@ -111,9 +114,10 @@ class Scheduler:
         self.leader = False
         self.runs: Counter[str] = Counter()  # job name → runs on this replica
         self._every = {"reminders": scan_every, "sweep": sweep_every, "events": events_every,
-                       "outbox": outbox_every}
+                       "outbox": outbox_every, "revenue": revenue_every}
         self._jobs: dict[str, Job] = {"reminders": self.scan_reminders, "sweep": self.sweep,
-                                      "events": self.retry_events, "outbox": self.tend_outbox}
+                                      "events": self.retry_events, "outbox": self.tend_outbox,
+                                      "revenue": self.snapshot_revenue}
         self._elect_every = elect_every
         self._aps = AsyncIOScheduler(timezone=UTC)
 
@@ -124,7 +128,7 @@ class Scheduler:
         self._aps.add_job(self.elect, "interval", seconds=self._elect_every, id="elect",
                           max_instances=1, coalesce=True)
         for name, every in self._every.items():
-            first = now if name == "reminders" else now + timedelta(seconds=every)
+            first = now if name in ("reminders", "revenue") else now + timedelta(seconds=every)
             self._aps.add_job(self._leading, "interval", args=[name], seconds=every, id=name,
                               max_instances=1, coalesce=True, misfire_grace_time=None,
                               next_run_time=first)
@@ -174,6 +178,11 @@ class Scheduler:
                      cards.added)
             if self.outbox is not None:
                 self.outbox.kick()
+
+    async def snapshot_revenue(self) -> None:
+        """Store today's revenue state of each subscription that changed (billing.revenue)."""
+        changed = await snapshot(self.billing.db)
+        log.info("revenue snapshot: %d subscription(s) changed", changed)
 
     async def sweep(self) -> None:
         """Fetch recent Stripe events that never arrived (billing.sweep, when present)."""
