@@ -53,7 +53,8 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
                   worker_interval: float = 5.0) -> AsyncIterator[Service]:
     """Start the HTTP server, the event worker and the configured channels; stop them after."""
     billing = await build_billing(settings, catalog=catalog, prices=prices)
-    portal = Portal(billing, default_locale=settings.locale)
+    portal = Portal(billing, default_locale=settings.locale, admins={
+        "telegram": {str(admin) for admin in settings.telegram_admin_ids}})
     runtime = Runtime(settings=settings, billing=billing, portal=portal)
     outbox = Outbox(billing, portal, rate=settings.send_rate)
     worker = Worker(billing, portal, interval=worker_interval, outbox=outbox)

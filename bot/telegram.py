@@ -31,7 +31,7 @@ from bot.runtime import secret
 from bot.settings import Settings
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_limiter import Limiter, OutboxSend, retry_seconds
-from bot.telegram_render import html, keyboard
+from bot.telegram_render import html, keyboard, send_attachment
 from bot.telegram_updates import problem
 from handlers.context import Actor
 from handlers.i18n import LOCALES, N_, pick_locale, translate
@@ -125,6 +125,8 @@ class TelegramChannel:
         for locale in LOCALES:
             code = None if locale == self.settings.locale else locale
             await self.app.bot.set_my_commands(self._commands(locale), language_code=code)
+        for admin in self.settings.telegram_admin_ids:  # admins also see /stats (SPEC §5)
+            await self._show_menu_in(str(admin), self.settings.locale)
         if self.settings.telegram_webhook_mode:
             await self.app.bot.set_webhook(
                 url=str(self.settings.telegram_webhook_url),
@@ -135,14 +137,15 @@ class TelegramChannel:
             await self.app.updater.start_polling(allowed_updates=["message", "callback_query"])
         await self.app.start()
 
-    def _commands(self, locale: str) -> list[BotCommand]:
-        return [BotCommand(n, d) for n, d in self.portal.command_menu(locale)]
+    def _commands(self, locale: str, *, admin: bool = False) -> list[BotCommand]:
+        return [BotCommand(n, d) for n, d in self.portal.command_menu(locale, admin=admin)]
 
     async def _show_menu_in(self, chat_id: str, locale: str) -> None:
         """Show the command menu of a private chat in the language its user chose in
         /settings (by default Telegram picks the app's language)."""
         try:
-            await self.app.bot.set_my_commands(self._commands(locale),
+            admin = int(chat_id) in self.settings.telegram_admin_ids  # a private chat's id
+            await self.app.bot.set_my_commands(self._commands(locale, admin=admin),
                                                scope=BotCommandScopeChat(int(chat_id)))
         except TelegramError as error:  # the choice is saved; only the menu stays as it was
             log.warning("could not set the chat's command menu: %s", type(error).__name__)
@@ -240,6 +243,9 @@ class TelegramChannel:
         # Any: ExtBot types rate_limit_args after AIORateLimiter's (an int of retries).
         limits: Any = OutboxSend(issue) if issue is not None else None
         try:
+            if reply.attachment is not None:  # an uploaded chart or CSV: a reply, never a notice
+                await send_attachment(self.app.bot, int(chat_id), reply)
+                return
             if reply.image_url:
                 await self.app.bot.send_photo(
                     int(chat_id), reply.image_url, caption=html(reply)[:1024],

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram.constants import ParseMode
 
 from handlers.replies import Reply
 
 MAX_TEXT = 4096  # Telegram's limit for one message's text
+MAX_CAPTION = 1024  # and for a photo's or document's caption
 
 
 def html(reply: Reply) -> str:
@@ -26,3 +29,23 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         [InlineKeyboardButton(b.label, url=b.url) if b.url
          else InlineKeyboardButton(b.label, callback_data=b.action) for b in row]
         for row in reply.buttons])
+
+
+def caption(reply: Reply) -> str:
+    """Return the reply's text as a Telegram HTML caption, cut before an entity or tag
+    could be split."""
+    text = reply.text
+    while len(found := html(Reply(text, title=reply.title))) > MAX_CAPTION:
+        text = text[:len(text) - (len(found) - MAX_CAPTION) - 1]
+    return found
+
+
+async def send_attachment(bot: Bot, chat_id: int, reply: Reply, **options: Any) -> None:
+    """Send a reply's attachment as an uploaded photo or document, the text as caption."""
+    attached = reply.attachment
+    if attached is None:
+        raise ValueError("the reply has no attachment")
+    upload = InputFile(attached.data, filename=attached.filename)
+    send = bot.send_photo if attached.photo else bot.send_document
+    await send(chat_id, upload, caption=caption(reply) if reply.text else None,
+               parse_mode=ParseMode.HTML, reply_markup=keyboard(reply), **options)

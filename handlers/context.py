@@ -34,6 +34,7 @@ class Ctx:
     zone: str = "UTC"
     bot_username: str | None = None
     link: Link | None = None  # the actor's link to a customer when the update arrived
+    admin: bool = False  # a business admin (TELEGRAM_ADMIN_IDS): /stats and the like
 
     def linked(self) -> Link:
         """Return the actor's link, or raise NotLinked."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from billing.deliveries import mark_reachable
@@ -32,16 +33,26 @@ COMMANDS = (
     ("help", N_("What I can do")),
     ("forget", N_("Forget this chat")),
 )
+# Shown, and answered, only for business admins (SPEC §5, §6c).
+ADMIN_COMMANDS = (
+    ("stats", N_("Revenue figures and the MRR chart")),
+)
 
 
 class Portal:
     """Channel-neutral conversations over the billing domain."""
 
     def __init__(self, billing: Billing, *, default_locale: str = "en",
-                 bot_username: str | None = None) -> None:
+                 bot_username: str | None = None,
+                 admins: Mapping[str, Collection[str]] | None = None) -> None:
         self.billing = billing
         self.default_locale = default_locale
         self.bot_username = bot_username
+        self.admins = {channel: frozenset(ids) for channel, ids in (admins or {}).items()}
+
+    def is_admin(self, actor: Actor) -> bool:
+        """Tell whether the actor is one of their channel's business admins."""
+        return actor.user_id in self.admins.get(actor.channel, frozenset())
 
     async def context(self, actor: Actor, *, incoming: bool = True) -> Ctx:
         """Build the context of one update (or, not incoming, of a pushed notice): the user's
@@ -64,18 +75,20 @@ class Portal:
         locale = pick_locale(profile.locale, actor.language, default=self.default_locale)
         return Ctx(actor=actor, billing=self.billing, locale=locale,
                    zone=profile.timezone or "UTC", bot_username=self.bot_username,
-                   link=profile.link)
+                   link=profile.link, admin=self.is_admin(actor))
 
-    def command_menu(self, locale: str) -> list[tuple[str, str]]:
-        """Return the registered commands and their descriptions for a language."""
-        return [(name, translate(locale, text)) for name, text in COMMANDS
+    def command_menu(self, locale: str, *, admin: bool = False) -> list[tuple[str, str]]:
+        """Return the registered commands and their descriptions for a language (an admin's
+        with the admin commands)."""
+        listed = COMMANDS + ADMIN_COMMANDS if admin else COMMANDS
+        return [(name, translate(locale, text)) for name, text in listed
                 if name in router.commands]
 
     async def command(self, actor: Actor, name: str, args: str = "") -> list[Reply]:
         """Answer a command such as `/plan`."""
         ctx = await self.context(actor)
         route = router.commands.get(name.lower())
-        if route is None:
+        if route is None or (route.admin and not ctx.admin):
             return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
         return await self._run(ctx, route, args[:MAX_TEXT].strip())
 
@@ -108,6 +121,8 @@ class Portal:
         return render_notice(ctx, kind, params)
 
     async def _run(self, ctx: Ctx, route: Route, *args: Any) -> list[Reply]:
+        if route.admin and not ctx.admin:  # a button or answer of an admin flow: nothing
+            return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
         if route.private and not ctx.actor.private:
             return [self._go_private(ctx)]
         try:

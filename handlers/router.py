@@ -16,10 +16,12 @@ TextHandler = Callable[[Ctx, str, dict[str, object]], Awaitable[list[Reply]]]
 
 @dataclass(frozen=True)
 class Route:
-    """A handler and whether it shows billing details (private chats only)."""
+    """A handler, whether it shows billing details (private chats only), and whether only
+    business admins may use it (anyone else is answered as for an unknown command)."""
 
     handler: Callable[..., Awaitable[list[Reply]]]
     private: bool
+    admin: bool = False
 
 
 class Router:
@@ -30,19 +32,20 @@ class Router:
         self.buttons: list[tuple[re.Pattern[str], Route]] = []
         self.answers: dict[str, Route] = {}
 
-    def command(self, name: str, *, private: bool = True
+    def command(self, name: str, *, private: bool = True, admin: bool = False
                 ) -> Callable[[CommandHandler], CommandHandler]:
         """Register the handler of `/name`."""
         def register(handler: CommandHandler) -> CommandHandler:
-            self.commands[name] = Route(handler, private)
+            self.commands[name] = Route(handler, private, admin)
             return handler
         return register
 
-    def button(self, pattern: str, *, private: bool = True
+    def button(self, pattern: str, *, private: bool = True, admin: bool = False
                ) -> Callable[[ButtonHandler], ButtonHandler]:
         """Register the handler of button data matching the whole pattern."""
         def register(handler: ButtonHandler) -> ButtonHandler:
-            self.buttons.append((re.compile(rf"^(?:{pattern})$"), Route(handler, private)))
+            self.buttons.append((re.compile(rf"^(?:{pattern})$"),
+                                 Route(handler, private, admin)))
             return handler
         return register
 

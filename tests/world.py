@@ -168,7 +168,8 @@ class World:
 
 @contextlib.asynccontextmanager
 async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
-                     send_rate: int = 30) -> AsyncIterator[World]:
+                     send_rate: int = 30,
+                     admin_ids: frozenset[int] = frozenset()) -> AsyncIterator[World]:
     """Start a sandbox, a fake Telegram and Portier against them."""
     sandbox = Sandbox(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET)
     box = SandboxServer(sandbox)
@@ -188,7 +189,8 @@ async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
         telegram_webhook_url=f"{url}/telegram/webhook" if webhook else None,
         telegram_webhook_secret=TELEGRAM_SECRET, link_secret=secrets.token_hex(16),
         api_key=API_KEY, catalog_path=catalog, public_url=url,
-        slack_bot_token=None, slack_signing_secret=None, send_rate=send_rate)
+        slack_bot_token=None, slack_signing_secret=None, send_rate=send_rate,
+        telegram_admin_ids=admin_ids)
     sandbox.set_webhook(f"{url}/stripe/webhook", WEBHOOK_SECRET)
     try:
         async with running(settings, sock=sock, worker_interval=0.5) as service, \

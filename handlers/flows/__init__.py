@@ -10,8 +10,9 @@ from handlers.flows import (
     plan,
     settings,
     start,
+    stats,
     subscribe,
 )
 
 __all__ = ["cancel", "card", "change", "forget", "help", "invoices", "plan", "settings",
-           "start", "subscribe"]
+           "start", "stats", "subscribe"]
