@@ -14,7 +14,9 @@ air can be left in doubt; a payment-failed or action-required notice in doubt is
 
 `claimed_at` is also the hold's token: `begin`, `settle` and `release` act only on a row
 still held under the token its claim set, so a sender whose hold was taken over (it stalled
-past `HOLD`, another replica claimed the row) never sends it too.
+past `HOLD`, another replica claimed the row) never sends it too. `begin` sets it to the
+moment the request left: a notice `sending` for longer than any request can take was left
+by a sender that died.
 
 A claim takes due notices in one statement with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
 two senders never claim the same row; on SQLite by an UPDATE guarded by the same conditions
@@ -64,7 +66,7 @@ class Outcome:
     """What became of one send: the new status, and for a retry when to try again."""
 
     id: int
-    claimed_at: datetime  # the hold it was sent under
+    claimed_at: datetime  # its token: when it was claimed, or when its request left
     status: str  # sent | pending (retry) | failed | unreachable
     error: str | None = None
     retry_at: datetime | None = None
@@ -117,9 +119,12 @@ async def claim(session: AsyncSession, *, limit: int, skip_chats: Collection[str
     return sorted(claimed, key=lambda c: (c.send_after, c.id))
 
 
-async def begin(session: AsyncSession, held: Collection[tuple[int, datetime]]) -> set[int]:
-    """Move held notices to `sending` (their requests leave now); return the ids still held
-    under their tokens, the only ones that may be sent."""
+async def begin(session: AsyncSession, held: Collection[tuple[int, datetime]], *,
+                now: datetime | None = None) -> tuple[datetime, set[int]]:
+    """Move held notices to `sending` (their requests leave now); return the time, which is
+    their token from here on (and when the request left, for `recover`), and the ids still
+    held under their tokens: the only ones that may be sent."""
+    now = now or utcnow()
     tokens: dict[datetime, list[int]] = {}
     for notice_id, token in held:
         tokens.setdefault(token, []).append(notice_id)
@@ -127,9 +132,9 @@ async def begin(session: AsyncSession, held: Collection[tuple[int, datetime]]) -
     for token, ids in tokens.items():  # one claim, one token: usually a single statement
         rows = await session.execute(
             update(_notices).where(_notices.c.id.in_(ids), _held(token))
-            .values(status="sending").returning(_notices.c.id))
+            .values(status="sending", claimed_at=now).returning(_notices.c.id))
         ours.update(rows.scalars())
-    return ours
+    return now, ours
 
 
 async def settle(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:

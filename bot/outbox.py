@@ -32,7 +32,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from billing.db import Database
@@ -67,6 +67,9 @@ LOOKAHEAD = 0.5  # a claim takes what the global rate lets out in this many seco
 # slow).
 RTT = 0.05
 MIN_IN_FLIGHT = 4
+# A request is in the air 16 s at most (bot.telegram_http's timeouts): a notice `sending` for
+# longer was left by a sender that stopped.
+LEASE = 30.0
 
 
 class Sender(Protocol):
@@ -115,12 +118,13 @@ class Begins:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: list[tuple[Claimed, asyncio.Future[bool]]] = []
+        self._queue: list[tuple[Claimed, asyncio.Future[datetime | None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def __call__(self, notice: Claimed) -> bool:
-        """Mark one notice `sending`; return whether it was still this sender's to send."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def __call__(self, notice: Claimed) -> datetime | None:
+        """Mark one notice `sending`; return its new token, or None when it was no longer
+        this sender's to send."""
+        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
         self._queue.append((notice, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="portier-outbox-begin")
@@ -134,7 +138,7 @@ class Begins:
                 continue
             try:
                 async with self.db.session() as session:
-                    ours = await begin(session, [(n.id, n.claimed_at) for n, _ in batch])
+                    now, ours = await begin(session, [(n.id, n.claimed_at) for n, _ in batch])
             except Exception as error:  # noqa: BLE001 - handed to each send, which stops
                 for _, future in batch:
                     if not future.done():
@@ -142,19 +146,19 @@ class Begins:
                 continue
             for notice, future in batch:
                 if not future.done():
-                    future.set_result(notice.id in ours)
+                    future.set_result(now if notice.id in ours else None)
 
 
 class Outbox:
     """Delivers due notices through each channel's sender, exactly once or visibly not."""
 
-    def __init__(self, billing: Billing, portal: Portal, *, rate: float, lease: float = 60.0,
+    def __init__(self, billing: Billing, portal: Portal, *, rate: float, lease: float = LEASE,
                  poll: float = 1.0, group_per_minute: int = 20) -> None:
         self.billing = billing
         self.portal = portal
         self.senders: dict[str, Sender] = {}
         self.pace = Pace(rate, group_per_minute=group_per_minute)
-        self.lease = lease  # a send begun longer ago than this belongs to a dead sender
+        self.lease = lease  # a send begun longer ago than this was left by a dead sender
         self.poll = poll
         self.outcomes: Counter[str] = Counter()  # recorded outcomes, for /metrics
         self._batch = max(1, math.ceil(rate * LOOKAHEAD))
@@ -166,6 +170,7 @@ class Outbox:
         self._sends: dict[int, asyncio.Task[None]] = {}
         self._held: dict[int, Claimed] = {}  # handed to a send task, no outcome yet
         self._started: set[int] = set()  # its request is leaving or in the air
+        self._begun: dict[int, datetime] = {}  # in the air: its token since
         self._outcomes: list[Outcome] = []
         self._unsent: list[Claimed] = []  # to give back: held, never sent
         self._recording = 0  # flushes under way: their outcomes are in neither list nor DB
@@ -317,6 +322,7 @@ class Outbox:
         self._sends.clear()
         self._held.clear()
         self._started.clear()
+        self._begun.clear()
 
     # -- one send --------------------------------------------------------------------------
 
@@ -328,14 +334,17 @@ class Outbox:
             self._in_flight.release()
         self._held.pop(notice.id, None)
         self._started.discard(notice.id)
+        self._begun.pop(notice.id, None)
         if outcome is not None:
             self._outcomes.append(outcome)
 
     async def _issue(self, notice: Claimed) -> None:
         """Mark the notice `sending`: its request leaves now (the sender calls this)."""
         self._started.add(notice.id)  # from here on a kill may leave it in doubt
-        if not await self._begins(notice):
+        token = await self._begins(notice)
+        if token is None:
             raise HoldLost(f"notice {notice.id} is held by another sender")
+        self._begun[notice.id] = token
 
     async def _deliver(self, notice: Claimed) -> Outcome | None:
         sender = self.senders.get(notice.channel)
@@ -378,14 +387,14 @@ class Outbox:
                           default_locale=self.portal.default_locale,
                           bot_username=self.portal.bot_username)
 
-    @staticmethod
-    def _outcome(notice: Claimed, status: str, error: str | None = None) -> Outcome:
-        return Outcome(notice.id, notice.claimed_at, status, error)
+    def _outcome(self, notice: Claimed, status: str, error: str | None = None, *,
+                 retry_in: float | None = None) -> Outcome:
+        token = self._begun.get(notice.id, notice.claimed_at)
+        retry_at = None if retry_in is None else utcnow() + timedelta(seconds=retry_in)
+        return Outcome(notice.id, token, status, error, retry_at=retry_at)
 
-    @staticmethod
-    def _retry(notice: Claimed, error: str, seconds: float) -> Outcome:
-        return Outcome(notice.id, notice.claimed_at, "pending", error,
-                       retry_at=utcnow() + timedelta(seconds=seconds))
+    def _retry(self, notice: Claimed, error: str, seconds: float) -> Outcome:
+        return self._outcome(notice, "pending", error, retry_in=seconds)
 
     # -- recording -------------------------------------------------------------------------
 
