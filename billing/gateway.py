@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import stripe
 
+from billing.cards import SavedCard
 from billing.errors import (
     CardDeclined,
     InvalidRequest,
@@ -231,6 +232,17 @@ class StripeGateway:
     async def checkout_session(self, session_id: str) -> dict[str, Any]:
         """Return a Checkout Session."""
         return plain(await self.call(self.v1.checkout.sessions.retrieve_async, session_id))
+
+    async def payment_method(self, payment_method_id: str) -> SavedCard:
+        """Return a payment method's card details and the customer it is attached to."""
+        method = plain(await self.call(self.v1.payment_methods.retrieve_async,
+                                       payment_method_id))
+        card = method.get("card") or {}
+        return SavedCard(id=str(method["id"]), customer_id=ref_id(method.get("customer")),
+                         brand=str(card.get("brand") or method.get("type") or ""),
+                         last4=str(card.get("last4") or ""),
+                         exp_month=int(card.get("exp_month") or 0),
+                         exp_year=int(card.get("exp_year") or 0))
 
     # -- writes ----------------------------------------------------------------------------
     # Every subscription write answers with the subscription expanded as `subscription`
