@@ -16,11 +16,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import mirror
-from billing.notices import notify
+from billing.errors import NotFound
+from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
+from billing.notices import existing_keys, notify, recipient_key, recipients
 from billing.services import Billing
+from billing.subscriptions import LIVE_STATUSES
 from billing.webhooks import on
 
 try:  # the mirror's handlers first (they also register with first=True)
@@ -91,10 +95,12 @@ async def payment_failed(billing: Billing, session: AsyncSession, event: Event) 
     attempt = int(seen.get("attempt_count") or 0)
     if invoice.get("status") != "open" or int(invoice.get("attempt_count") or 0) != attempt:
         return  # paid, voided or tried again since: a later event speaks for it
+    customer = _id(invoice.get("customer"))
     params = _invoice_params(invoice) | {
         "reason": decline_code(invoice) or decline_code(seen) or "card_declined",
-        "next_retry": invoice.get("next_payment_attempt")}
-    await _send(billing, session, _id(invoice.get("customer")), "payment_failed",
+        "next_retry": invoice.get("next_payment_attempt"),
+        "customer": customer}  # its Update card button opens this customer's card page
+    await _send(billing, session, customer, "payment_failed",
                 f"payment_failed:{invoice['id']}:{attempt}", params)
 
 
@@ -262,3 +268,79 @@ async def trial_ending(billing: Billing, session: AsyncSession, event: Event) ->
     await _send(billing, session, _id(now.get("customer")), "trial_ending",
                 f"trial_ending:{now['id']}:{now['trial_end']}",
                 _sub_params(billing, now) | {"trial_end": now["trial_end"]})
+
+
+# -- cards -----------------------------------------------------------------------------------
+
+def new_default_card(event: Event) -> tuple[str | None, str | None]:
+    """Return (customer, card) when the event made a card a default: the customer's invoice
+    default (customer.updated) or a subscription's own (customer.subscription.updated)."""
+    seen = _object(event)
+    previous = event["data"].get("previous_attributes") or {}
+    if event["type"] == "customer.updated":
+        if "default_payment_method" not in (previous.get("invoice_settings") or {}):
+            return None, None
+        return _id(seen.get("id")), _id(
+            (seen.get("invoice_settings") or {}).get("default_payment_method"))
+    if "default_payment_method" not in previous:
+        return None, None
+    return _id(seen.get("customer")), _id(seen.get("default_payment_method"))
+
+
+async def pays(session: AsyncSession, customer_id: str, card_id: str) -> bool:
+    """Return whether the mirror shows the card paying the customer's live subscriptions
+    (its own default card, else the customer's), or, with none, as the customer's default."""
+    default = await session.scalar(select(MirrorCustomer.card_id)
+                                   .where(MirrorCustomer.id == customer_id))
+    live = (await session.scalars(select(MirrorSubscription.card_id).where(
+        MirrorSubscription.customer_id == customer_id,
+        MirrorSubscription.status.in_(LIVE_STATUSES)))).all()
+    if not live:
+        return default == card_id
+    return any((own or default) == card_id for own in live)
+
+
+async def _open_invoice(session: AsyncSession, customer_id: str) -> dict[str, Any]:
+    row = await session.scalar(select(MirrorInvoice).where(
+        MirrorInvoice.customer_id == customer_id, MirrorInvoice.status == "open",
+        MirrorInvoice.amount_remaining > 0).order_by(MirrorInvoice.created.desc()).limit(1))
+    if row is None:
+        return {}
+    return {"invoice": row.id, "amount": row.amount_remaining, "currency": row.currency}
+
+
+@on("customer.updated")
+@on("customer.subscription.updated")
+async def card_updated(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Confirm a newly saved card once it pays: "Card updated: Visa •••• 4242", with Pay now
+    while an invoice is open.
+
+    Saving a card on Stripe's portal page attaches it (payment_method.attached, which also
+    fires for a card Checkout saves with a new subscription, and for cards that pay nothing)
+    and makes it a default: the customer's, a subscription's, or both, each with its event.
+    Those default changes are what announce it, once per card (`card_updated:<card>`) however
+    many of them arrive and however often; the card is re-read (brand, last four, expiry, still
+    this customer's) and must pay per the mirror, which the mirror's handlers brought up to
+    date in this transaction. A redelivered event asks Stripe nothing.
+    """
+    customer, card_id = new_default_card(event)
+    if not customer or not card_id:
+        return
+    chats = await recipients(session, customer)
+    key = f"card_updated:{card_id}"
+    wanted = [recipient_key(key, to.channel, to.user_id) for to in chats]
+    if not wanted or len(await existing_keys(session, wanted)) == len(wanted):
+        return
+    if not await pays(session, customer, card_id):
+        return  # another card pays (a later event names it), or it was replaced meanwhile
+    try:
+        card = await billing.gateway.payment_method(card_id)
+    except NotFound:
+        return
+    if card.customer_id != customer or not card.last4:
+        return  # detached meanwhile, or not a card
+    params = {"customer": customer, "payment_method": card.id, "brand": card.brand,
+              "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
+    # The customer has just acted (on Stripe's page): no quiet hours hold the answer back.
+    await notify(session, customer_id=customer, kind="card_updated", key=key,
+                 params=params | await _open_invoice(session, customer), quiet_hours=None)

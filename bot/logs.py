@@ -30,6 +30,7 @@ PATTERNS = (
     (re.compile(r"\b[sr]k_(?:test|live)_[A-Za-z0-9]+"), REDACTED),  # Stripe keys
     (re.compile(r"\brk_[A-Za-z0-9_]+"), REDACTED),  # other restricted keys
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), REDACTED),  # Stripe webhook secrets
+    (re.compile(r"/card/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), f"/card/{REDACTED}"),  # card links
 )
 STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",

@@ -10,7 +10,13 @@ from html import escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from billing.errors import NotFound, StripeProblem, WebhookRejected
@@ -18,9 +24,11 @@ from billing.links import mint_token
 from billing.payloads import MalformedPayload, parse
 from billing.webhooks import Intake, verify
 from bot.limits import BodyLimit
+from bot.pages import PRIVATE, chat_page
 from bot.runtime import Runtime, secret
 from bot.telegram import TelegramChannel
 from bot.worker import Worker
+from handlers.flows.card import tap_card_link
 from handlers.i18n import N_, pick_locale, translate
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,7 @@ class Server:
             Route("/stripe/webhook", self.stripe_webhook, methods=["POST"]),
             Route("/telegram/webhook", self.telegram_webhook, methods=["POST"]),
             Route("/return", self.return_page, methods=["GET"]),
+            Route("/card/{token}", self.card_page, methods=["GET"]),
             Route("/api/link-tokens", self.link_tokens, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
@@ -124,6 +133,20 @@ class Server:
             f"<meta name='viewport' content='width=device-width'></head><body>"
             f"<h1>{escape(headline)}</h1><p>{escape(back)}</p>{link}"
             f"</body></html>")
+
+    async def card_page(self, request: Request) -> Response:
+        """Open Stripe's card page for an Update card button (the portal session is made
+        now, at the tap), or say in the user's language why not; the token is never logged."""
+        answer = await tap_card_link(
+            self.runtime.billing, request.path_params["token"],
+            languages=accepted_languages(request.headers.get("accept-language", "")),
+            default_locale=self.runtime.settings.locale)
+        if answer.url is not None:
+            return RedirectResponse(answer.url, status_code=302, headers=PRIVATE)
+        return HTMLResponse(chat_page(answer.locale, headline=answer.headline, text=answer.text,
+                                      business=self.runtime.billing.catalog.business.name,
+                                      bot_username=self.runtime.portal.bot_username),
+                            status_code=answer.status, headers=PRIVATE)
 
     async def link_tokens(self, request: Request) -> Response:
         """Mint a one-time Telegram deep link for a customer of the business's web app."""

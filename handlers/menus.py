@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing.card_links import card_link
 from handlers.context import Ctx
 from handlers.replies import Button
 
@@ -21,9 +22,17 @@ def connect(ctx: Ctx) -> Button:
     return Button(ctx.t("Connect my subscription"), action="connect")
 
 
-def update_card(ctx: Ctx) -> Button:
-    """Return the "Update card" button."""
-    return Button(ctx.t("Update card"), action="card")
+def update_card(ctx: Ctx, customer_id: str | None = None) -> Button:
+    """Return the "Update card" button: in a private chat linked to a customer (the actor's
+    link, or `customer_id` for a pushed notice) one tap opens Stripe's card page through
+    Portier's `GET /card/<token>`; elsewhere it asks for that button."""
+    customer = customer_id or (ctx.link.customer_id if ctx.link else None)
+    if customer is None or not ctx.actor.private or not ctx.billing.link_secret:
+        return Button(ctx.t("Update card"), action="card")
+    actor = ctx.actor
+    return Button(ctx.t("Update card"), url=card_link(
+        ctx.billing, customer_id=customer, channel=actor.channel, user_id=actor.user_id,
+        chat_id=actor.chat_id, locale=ctx.locale))
 
 
 def invoices(ctx: Ctx) -> Button:

@@ -14,6 +14,8 @@ from handlers.problems import decline_reason
 from handlers.replies import Button, Reply, rows
 
 Params = dict[str, Any]
+BRANDS = {"amex": "American Express", "diners": "Diners Club", "unionpay": "UnionPay",
+          "cartes_bancaires": "Cartes Bancaires", "jcb": "JCB"}
 
 
 def _when(value: Any) -> datetime | None:
@@ -59,7 +61,7 @@ def _payment_failed(ctx: Ctx, params: Params) -> Reply:
     pay = Button(ctx.t("Pay {amount} now", amount=_money(ctx, params)),
                  action=f"pay:{params['invoice']}")
     return Reply("\n".join(lines), title=ctx.t("Payment failed"),
-                 buttons=rows(menus.update_card(ctx), pay), private=True)
+                 buttons=rows(_update_card(ctx, params), pay), private=True)
 
 
 def _action_required(ctx: Ctx, params: Params) -> Reply:
@@ -104,7 +106,34 @@ def _card_expiring(ctx: Ctx, params: Params) -> Reply:
                  brand=str(params.get("brand") or "").title(), last4=params.get("last4") or "",
                  month=int(params.get("exp_month") or 0), year=int(params.get("exp_year") or 0))
     return Reply(text, title=ctx.t("Your card expires soon"), private=True,
-                 buttons=rows(menus.update_card(ctx)))
+                 buttons=rows(_update_card(ctx, params)))
+
+
+def _update_card(ctx: Ctx, params: Params) -> Button:
+    # A notice names its customer (notices queued before that get the two-step button).
+    customer = params.get("customer")
+    return menus.update_card(ctx, str(customer) if isinstance(customer, str) else None)
+
+
+def _card_updated(ctx: Ctx, params: Params) -> Reply:
+    text = ctx.t("{brand} •••• {last4}, expires {month:02d}/{year}, pays your subscription "
+                 "from now on.", brand=_brand(params), last4=params.get("last4") or "",
+                 month=int(params.get("exp_month") or 0), year=int(params.get("exp_year") or 0))
+    pay = None
+    if params.get("invoice"):
+        text += "\n" + ctx.t("An invoice of {amount} is still open.", amount=_money(ctx, params))
+        pay = Button(ctx.t("Pay {amount} now", amount=_money(ctx, params)),
+                     action=f"pay:{params['invoice']}")
+    return Reply(text, title=ctx.t("Card updated: {brand} •••• {last4}", brand=_brand(params),
+                                   last4=params.get("last4") or ""),
+                 buttons=rows(pay or menus.my_plan(ctx)), private=True)
+
+
+def _brand(params: Params) -> str:
+    # Stripe's card brands are lower-case ids (visa, mastercard, amex); the few that are not
+    # one word read better spelled out.
+    brand = str(params.get("brand") or "")
+    return BRANDS.get(brand, brand.title())
 
 
 def _plan_changed(ctx: Ctx, params: Params) -> Reply:
@@ -158,6 +187,7 @@ RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "renewal_reminder": _renewal_reminder,
     "trial_ending": _trial_ending,
     "card_expiring": _card_expiring,
+    "card_updated": _card_updated,
     "plan_changed": _plan_changed,
     "canceled": _canceled,
     "ended": _ended,

@@ -15,6 +15,7 @@ from billing.errors import (
     StripeUnavailable,
     TokenInvalid,
 )
+from handlers import menus
 from handlers.context import Ctx
 from handlers.i18n import N_
 from handlers.replies import Button, Reply, rows
@@ -68,7 +69,7 @@ def explain(ctx: Ctx, error: BillingError) -> Reply:
         confirm = (Button(ctx.t("Complete payment"), url=error.confirm_url)
                    if error.confirm_url else None)
         return Reply(decline_reason(ctx, error.reason) + " " + unchanged, private=bool(confirm),
-                     buttons=rows(confirm, Button(ctx.t("Update card"), action="card")))
+                     buttons=rows(confirm, menus.update_card(ctx)))
     if isinstance(error, RateLimited | StripeUnavailable):
         return Reply(ctx.t("Payments are busy right now. Please try again in a minute.") + " "
                      + unchanged)

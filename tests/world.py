@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import select
 
 from billing.links import mint_token
+from billing.models import Notice
 from billing.services import Billing
 from bot.demo import add_save_coupon
 from bot.service import Service, bind, running
@@ -111,7 +112,12 @@ class World:
                 return message
 
     async def follow(self, url: str, payment_method: str = "pm_card_visa") -> httpx.Response:
-        """Complete a sandbox hosted page (Checkout, portal, invoice) as a customer would."""
+        """Complete a sandbox hosted page (Checkout, portal, invoice) as a customer would;
+        a card link (Portier's `GET /card/<token>`) is opened first, to the page it makes."""
+        if url.startswith(f"{self.url}/card/"):
+            opened = await self.http.get(url)
+            assert opened.status_code == 302, (opened.status_code, opened.text)
+            url = opened.headers["location"]
         assert url.startswith(self.sandbox.public_url), url
         response = await self.http.post(url, data={"payment_method": payment_method})
         await self.webhooks_idle()
@@ -155,6 +161,27 @@ class World:
             key=f"test-switch-{customer_id}-{card}")
         self.sandbox.complete_portal(portal["id"], card)
         await self.webhooks_idle()
+        await self.take_card_notices(customer_id)
+
+    async def take_card_notices(self, customer_id: str, timeout: float = 10.0) -> None:
+        """Consume the "Card updated" notice a card saved in the portal sends each chat linked
+        to the customer (tests that switch cards to set a scene expect what comes next)."""
+        card = self.sandbox.get(customer_id)["invoice_settings"]["default_payment_method"]
+        await self.settle()
+        db = self.service.runtime.billing.db
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with db.session() as session:
+                found = (await session.execute(select(Notice.chat_id, Notice.status).where(
+                    Notice.dedupe_key.like(f"card_updated:{card}@%")))).all()
+            if all(status != "pending" for _, status in found):
+                break
+            assert asyncio.get_running_loop().time() < deadline, found
+            await asyncio.sleep(0.05)
+        for chat_id, status in found:
+            if status == "sent":
+                message = await self.telegram.next_message(int(chat_id))
+                assert (message.text or "").startswith("Card updated"), message.text
 
     async def linked_user(self, lookup_key: str = "pro_monthly", language_code: str = "en",
                           card: str = "pm_card_visa") -> tuple[FakeUser, dict[str, Any]]:

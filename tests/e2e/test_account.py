@@ -11,15 +11,27 @@ MONTH = 31 * 24 * 3600
 
 
 async def test_update_card_through_the_portal(world: World) -> None:
-    """/card gives a fresh portal link; completing it shows the new card in /plan."""
+    """/card gives one button to Portier's card link, which makes the portal session at the
+    tap (flow payment_method_update, back to Portier's /return); saving a card there shows it
+    in /plan and the chat is told "Card updated"."""
     user, _ = await world.linked_user()
+    sessions = len(world.sandbox.store.all("billing_portal.session"))
     reply = await world.say(user, "/card")
-    url = await world.press(user, reply, "Open the secure page")
-    assert isinstance(url, str) and "/pay/portal/" in url
-    portal = world.sandbox.get(url.rsplit("/", 1)[-1])
+    assert world.sandbox.store.all("billing_portal.session")[sessions:] == []  # not yet
+    url = await world.press(user, reply, "Update card")
+    assert isinstance(url, str) and url.startswith(f"{world.url}/card/")
+    opened = await world.http.get(url)
+    assert opened.status_code == 302 and opened.headers["cache-control"] == "no-store"
+    portal_url = opened.headers["location"]
+    assert "/pay/portal/" in portal_url
+    portal = world.sandbox.get(portal_url.rsplit("/", 1)[-1])
     assert portal["flow"]["type"] == "payment_method_update"
-    response = await world.follow(url, payment_method="pm_card_mastercard")
+    assert portal["return_url"] == f"{world.url}/return?lang=en"
+    response = await world.follow(portal_url, payment_method="pm_card_mastercard")
     assert response.status_code == 303
+    await world.settle()
+    updated = await world.notice(user, "Card updated: Mastercard •••• 4444")
+    assert [b["text"] for row in updated.keyboard for b in row] == ["My plan"]
     plan = await world.say(user, "/plan")
     assert "Mastercard •••• 4444" in (plan.text or "")
 
@@ -58,11 +70,10 @@ async def test_pay_now_after_a_failed_renewal(world: World) -> None:
     declined = await world.press(user, page, pay)
     assert not isinstance(declined, str)
     assert "declined" in (declined.text or "") and "Nothing was changed" in (declined.text or "")
-    card = await world.press(user, declined, "Update card")
-    assert not isinstance(card, str)
-    url = await world.press(user, card, "Open the secure page")
+    url = await world.press(user, declined, "Update card")
     assert isinstance(url, str)
     await world.follow(url, payment_method="pm_card_visa")
+    await world.notice(user, "Card updated: Visa •••• 4242")
     assert await world.telegram.press(user, page, pay) == 200
     await world.notice(user, "Paid €29.00")
     assert "Status: Active" in ((await world.say(user, "/plan")).text or "")

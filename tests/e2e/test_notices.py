@@ -32,13 +32,15 @@ def _open_invoice(world: World, customer: str) -> dict[str, Any]:
 
 
 async def _update_card_and_pay(world: World, user: Any, notice: Any) -> None:
-    """From a payment-failed notice: Update card on Stripe's page, then Pay now succeeds."""
-    card = await world.press(user, notice, "Update card")
-    assert not isinstance(card, str)
-    url = await world.press(user, card, "Open the secure page")
-    assert isinstance(url, str)
+    """From a payment-failed notice, two taps and the card: Update card opens Stripe's page,
+    the card is saved there, and Pay now in the "Card updated" notice pays."""
+    url = await world.press(user, notice, "Update card")
+    assert isinstance(url, str) and url.startswith(f"{world.url}/card/")
     await world.follow(url, payment_method="pm_card_visa")
-    paid = await world.press(user, notice, "Pay €29.00 now")
+    await world.settle()
+    updated = await world.notice(user, "Card updated: Visa •••• 4242")
+    assert _labels(updated) == ["Pay €29.00 now"]
+    paid = await world.press(user, updated, "Pay €29.00 now")
     assert not isinstance(paid, str) and "Paid €29.00. Thank you!" in (paid.text or "")
     await world.settle()
 
