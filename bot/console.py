@@ -181,6 +181,9 @@ class Console:
 
     async def open(self, url: str, card: str | None = None) -> None:
         """Open a URL: complete a sandbox page as a test-card customer, print any other."""
+        url = await self._through_card_link(url)
+        if not url:
+            return
         page = PAGE.search(url)
         if not self.sandbox_url or not url.startswith(self.sandbox_url + "/pay/") or not page:
             self.note(f"Open in your browser: {url}")
@@ -196,6 +199,21 @@ class Console:
             outcome = f"The page did not answer ({type(error).__name__})."
         self.note(outcome)
         await self._settle()
+
+    async def _through_card_link(self, url: str) -> str:
+        """Open an Update card button's link (Portier's `GET /card/<token>`, which makes
+        Stripe's page at the tap) and return where it leads; "" when it shows a page."""
+        if not url.startswith(self.portal.billing.public_url.rstrip("/") + "/card/"):
+            return url
+        try:
+            answer = await self._http.get(url)
+        except httpx.HTTPError as error:
+            self.note(f"The page did not answer ({type(error).__name__}).")
+            return ""
+        if answer.is_redirect:
+            return answer.headers["location"]
+        self.note(f"Portier's page says: {_headline(answer.text)}")
+        return ""
 
     async def _complete(self, kind: str, url: str, token: str) -> str:
         if kind == "pdf":

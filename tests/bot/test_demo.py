@@ -78,7 +78,7 @@ async def test_subscribe_see_plan_invoices_and_card(tmp_path: Path,
     assert len(re.findall(r"€9\.00 · Paid", invoices)) == 1
     assert "Open" not in invoices
     [card] = answers(shown, "/card")
-    assert "[1] Open the secure page ↗ (link)" in card
+    assert "[1] Update card ↗ (link)" in card
     assert "Saved Visa 4242 as the card on Stripe's billing portal." in answers(shown, "1")[-1]
     assert shown.rstrip().endswith("Bye: the sandbox and the demo's data are gone.")
 
