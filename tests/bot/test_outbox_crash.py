@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -78,8 +79,12 @@ async def stage(database_url: str, tmp_path: Path) -> AsyncIterator[Stage]:
 
 @contextmanager
 def portier_run(stage: Stage, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `portier run` in its own process (killed at the end if still running)."""
-    env = dict(stage.env, PORTIER_PORT=str(_free_port()))
+    """Run `portier run` in its own process (killed at the end if still running); in webhook
+    mode, so that replicas do not compete for getUpdates."""
+    port = _free_port()
+    env = dict(stage.env, PORTIER_PORT=str(port),
+               TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+               TELEGRAM_WEBHOOK_SECRET="tg-webhook-secret-123")
     with (stage.logs / f"{name}.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env,
                                    cwd=stage.logs, stdout=log, stderr=subprocess.STDOUT)
@@ -109,26 +114,30 @@ def _answers(telegram: FakeTelegram) -> list[tuple[str, int]]:
             if c.method == "sendMessage"]
 
 
-async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+async def _until(stage: Stage, check: Callable[[], bool], timeout: float, what: str) -> None:
     """Wait until check() is true (polling: the fake and another process have no events)."""
     try:
         async with asyncio.timeout(timeout):
             while not check():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     except TimeoutError:
-        raise AssertionError(f"no {what} within {timeout} s") from None
+        logs = "\n".join(f"{log.name}: ...{log.read_text(errors='replace')[-3000:]}"
+                         for log in sorted(stage.logs.glob("*.log")))
+        raise AssertionError(f"no {what} within {timeout} s\n{logs}") from None
 
 
-async def _kill_during_storm(stage: Stage) -> int:
+async def _kill_during_storm(stage: Stage, *, before_storm: Callable[[], None] = lambda: None
+                             ) -> int:
     """Start `portier run`, let some notices out, start a 429 storm, SIGKILL it mid-storm;
     return how many notices it left `sending` (the requests in the air)."""
     telegram = stage.telegram
     with portier_run(stage, "first") as first:
-        await _until(lambda: sum(s == 200 for _, s in _answers(telegram)) >= 3, 60,
+        await _until(stage, lambda: sum(s == 200 for _, s in _answers(telegram)) >= 3, 60,
                      "first notices")
+        before_storm()
         telegram.fail_next("sendMessage", 429, retry_after=1, times=10)
         start = len(_answers(telegram))
-        await _until(lambda: sum(s == 429 for _, s in _answers(telegram)[start:]) >= 5, 30,
+        await _until(stage, lambda: sum(s == 429 for _, s in _answers(telegram)[start:]) >= 5, 30,
                      "storm")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -148,10 +157,37 @@ async def test_sigkill_during_a_429_storm_loses_no_payment_notice(stage: Stage) 
     await _queue(stage, users)
     in_air = await _kill_during_storm(stage)
     with portier_run(stage, "second") as second:
-        await _until(lambda: {c for c, s in _answers(stage.telegram) if s == 200}
+        await _until(stage, lambda: {c for c, s in _answers(stage.telegram) if s == 200}
                      >= {str(u.id) for u in users}, 60, "notice for every recipient")
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
+    delivered = Counter(c for c, s in _answers(stage.telegram) if s == 200)
+    assert set(delivered) == {str(u.id) for u in users}
+    assert sum(n - 1 for n in delivered.values()) <= in_air
+    assert {r.status for r in await _rows(stage)} == {"sent"}
+
+
+@RETRY_AFTER_WARNING
+async def test_two_replicas_one_killed_mid_storm_the_survivor_sends_the_rest(
+        stage: Stage) -> None:
+    """Two replicas on one PostgreSQL database; the one sending is SIGKILLed during a 429
+    storm: the survivor takes over and every recipient gets the notice, twice at most for a
+    request that was in the air."""
+    if not stage.env["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("replicas share PostgreSQL (SQLite serves one process)")
+    users = [stage.telegram.user(710_000 + n) for n in range(16)]
+    await _queue(stage, users)
+    with contextlib.ExitStack() as replicas:
+        survivor: list[subprocess.Popen[bytes]] = []
+
+        def start_survivor() -> None:  # once the first leads and sends: it waits for the lock
+            survivor.append(replicas.enter_context(portier_run(stage, "survivor")))
+
+        in_air = await _kill_during_storm(stage, before_storm=start_survivor)
+        await _until(stage, lambda: {c for c, s in _answers(stage.telegram) if s == 200}
+                     >= {str(u.id) for u in users}, 60, "notice for every recipient")
+        survivor[0].send_signal(signal.SIGTERM)
+        assert survivor[0].wait(timeout=30) == 0
     delivered = Counter(c for c, s in _answers(stage.telegram) if s == 200)
     assert set(delivered) == {str(u.id) for u in users}
     assert sum(n - 1 for n in delivered.values()) <= in_air
