@@ -1,5 +1,5 @@
 """The `portier` command line: run, demo, sandbox, db upgrade, catalog check, sync, metrics,
-link."""
+notices, link."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from billing.catalog import load_catalog, resolve_prices
 from billing.errors import BillingError, CatalogError, NotFound
@@ -149,6 +151,37 @@ async def _metrics(args: argparse.Namespace) -> None:
         print(f"CSV of the 12 months up to then written to {args.csv}", file=sys.stderr)
 
 
+async def _notices(args: argparse.Namespace) -> None:
+    from billing.db import Database
+    from billing.deliveries import counts, in_doubt
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        async with db.read() as session:
+            doubtful = await in_doubt(session) if args.unknown else []
+            states = {} if args.unknown else await counts(session)
+    except (SQLAlchemyError, OSError) as error:
+        raise CommandError(f"cannot read the notices ({type(error).__name__}); is DATABASE_URL "
+                           "right and the database upgraded (portier db upgrade)?") from None
+    finally:
+        await db.close()
+    if not args.unknown:
+        for state, n in sorted(states.items()):
+            print(f"{state:<12} {n}")
+        return
+    if not doubtful:
+        print("no notice is in doubt", file=sys.stderr)
+        return
+    # In doubt: the request left, the sender stopped before Telegram's answer was recorded.
+    print(f"{'id':>8}  {'created (UTC)':<16}  {'sent (UTC)':<16}  {'chat':<24}  dedupe key")
+    for notice in doubtful:
+        left = f"{notice.claimed_at:%Y-%m-%d %H:%M}" if notice.claimed_at else "-"
+        print(f"{notice.id:>8}  {notice.created_at:%Y-%m-%d %H:%M}  {left:<16}  "
+              f"{notice.channel + ':' + notice.chat_id:<24}  {notice.dedupe_key}")
+    print(f"{len(doubtful)} notice(s) may or may not have reached their chat", file=sys.stderr)
+
+
 class _ProgressLine:
     """A one-line progress display on stderr: a moving bar and counts (Stripe gives no totals)."""
 
@@ -238,6 +271,11 @@ def parser() -> argparse.ArgumentParser:
     metrics.add_argument("--month", metavar="YYYY-MM", help="the month (default: this one)")
     metrics.add_argument("--csv", metavar="FILE", type=Path,
                          help="also write the 12 months up to it as CSV (see README)")
+    notices = add("notices", _notices, "Count the notices by delivery state, or list those "
+                  "in doubt.")
+    notices.add_argument("--unknown", action="store_true",
+                         help="list the notices a stopped sender left in doubt (it may or may "
+                         "not have reached the chat)")
     link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer.")
     link.add_argument("customer", metavar="CUSTOMER_ID")
     return top
