@@ -8,6 +8,7 @@ errors become `billing.errors` so handlers can answer in plain words.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -89,6 +90,7 @@ class StripeGateway:
             max_network_retries=max_retries,
         )
         self.requests = 0
+        self.errors: Counter[str] = Counter()  # failed requests by the error they became
 
     @property
     def v1(self) -> Any:
@@ -101,7 +103,9 @@ class StripeGateway:
         try:
             return await fn(*args, **kwargs)
         except stripe.StripeError as error:
-            raise _translate(error) from error
+            translated = _translate(error)
+            self.errors[type(translated).__name__] += 1
+            raise translated from error
 
     async def write(self, fn: Callable[..., Awaitable[T]], *args: Any, key: str,
                     **kwargs: Any) -> T:
