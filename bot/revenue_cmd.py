@@ -9,7 +9,8 @@ from pathlib import Path
 
 from billing.db import Database
 from billing.models import utcnow
-from billing.mrr import Figures, Month, Report, csv_text
+from billing.movements import Figures, Report, csv_text
+from billing.mrr import Month
 from billing.revenue import figures_of, month_reports
 from handlers.formatting import money
 

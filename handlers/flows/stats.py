@@ -16,7 +16,8 @@ from babel.numbers import format_percent
 
 from billing import revenue
 from billing.models import utcnow
-from billing.mrr import Figures, Month, Report, csv_text
+from billing.movements import Figures, Report, csv_text
+from billing.mrr import Month
 from handlers.chart import mrr_chart
 from handlers.context import Ctx
 from handlers.replies import Attachment, Reply

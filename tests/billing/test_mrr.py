@@ -9,18 +9,17 @@ from typing import Any
 
 import pytest
 
+from billing.movements import month_figures, mrr_series, with_live
 from billing.mrr import (
     Month,
     State,
     churn_rate,
-    month_figures,
     mrr_by_currency,
     mrr_micro,
-    mrr_series,
     offers_of,
     recovery,
     rounded,
-    with_live,
+    states_now,
 )
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -175,11 +174,33 @@ def test_live_states_replace_today() -> None:
     today = date(2026, 11, 20)
     rows = [_s("a", "c1", date(2026, 10, 1), 10), _s("a", "c1", today, 20),
             _s("b", "c2", date(2026, 10, 1), 30)]
-    live = [_s("a", "c1", today, 40), _s("b", "c2", today, 30), _s("c", "c3", today, 50)]
+    live = {s.subscription_id: s for s in (
+        _s("a", "c1", today, 40), _s("b", "c2", today, 30), _s("c", "c3", today, 50))}
     merged = with_live(rows, live)
     assert [(r.subscription_id, r.day, r.mrr_micro) for r in merged] == [
         ("a", date(2026, 10, 1), 10), ("a", today, 40), ("b", date(2026, 10, 1), 30),
         ("c", today, 50)]
+
+
+def test_live_states_count_in_the_month() -> None:
+    """The mirror's state now is the month's last change: a cancel seen live is churn."""
+    live = {"sub1": _s("sub1", "cus1", date(2026, 11, 28), 0, "canceled")}
+    eur = month_figures(HISTORY, Month(2026, 11), live)["eur"]
+    assert (eur.mrr, eur.churned_mrr, eur.expansion_mrr) == (12350 - 4900, 1800 + 4900, 2000)
+    assert mrr_series(HISTORY, [Month(2026, 11)], live)["eur"] == [12350 - 4900]
+
+
+def test_states_now_share_the_sums_of_equal_terms() -> None:
+    """Each row gets the MRR its own terms give, however many rows share them."""
+    ended = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [sub(2900), sub(2900), sub(2900, percent=25, duration="repeating", end=ended),
+            sub(2900, percent=25, duration="repeating", end=datetime(2027, 1, 1, tzinfo=UTC)),
+            sub(2900, status="trialing")]
+    for n, row in enumerate(rows):
+        row.id, row.customer_id, row.price_id = f"s{n}", f"c{n}", "price"
+    found = states_now(rows, NOW)
+    assert [found[f"s{n}"].mrr_micro for n in range(5)] == [
+        mrr_micro(row, NOW) for row in rows] == [2_900_000_000] * 3 + [2_175_000_000, 0]
 
 
 def test_mrr_at_each_month_end() -> None:

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from billing.models import utcnow
-from billing.mrr import CSV_COLUMNS, Month
+from billing.movements import CSV_COLUMNS
+from billing.mrr import Month
 from billing.revenue import snapshot
 from tests.e2e.test_revenue import checkout
 from tests.world import World

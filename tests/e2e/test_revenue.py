@@ -129,6 +129,14 @@ async def test_the_snapshot_stores_only_changes(world: World) -> None:
     (eur,) = report.currencies
     assert (eur.mrr, eur.new_mrr, eur.new_subscribers) == (2175, 2175, 1)
     assert (report.offers.made, report.offers.accepted) == (1, 1)
+    # Canceled after the snapshot: the figures read it from the mirror at once.
+    gateway = billing.gateway
+    (sub,) = world.sandbox.store.all("subscription", lambda s: s["customer"] == customer["id"])
+    await gateway.call(gateway.v1.subscriptions.cancel_async, sub["id"])
+    await world.settle()
+    later = await month_report(billing.db, Month.of(now.date()), now=_at(world))
+    assert [(f.currency, f.mrr, f.active_subscribers) for f in later.currencies] == [
+        ("eur", 0, 0)]
 
 
 async def test_backfill_from_invoices(world: World) -> None:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from billing.models import utcnow
-from billing.mrr import CSV_COLUMNS, Month
+from billing.movements import CSV_COLUMNS
+from billing.mrr import Month
 from billing.revenue import snapshot
 from handlers.formatting import money
 from tests.e2e.test_revenue import checkout
