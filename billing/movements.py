@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from fractions import Fraction
-from itertools import groupby
+from itertools import accumulate, groupby
 from operator import itemgetter
 from typing import Any
 
@@ -272,18 +273,26 @@ def _walk(total: int, changes: list[tuple[date, str, int]], paid: bool,
 
 def mrr_series(history: Iterable[Any], months: Sequence[Month],
                live: Live | None = None) -> dict[str, list[int]]:
-    """Return MRR at the end of each month, per currency (minor units), in one pass."""
+    """Return MRR at the end of each month, per currency (minor units), in one pass.
+
+    Each row adds its MRR from the first month ending on or after its day and takes the
+    previous row's off there; running sums give each month's end.
+    """
     ends = [month.end for month in months]
-    totals: dict[str, list[int]] = defaultdict(lambda: [0] * len(ends))
+    steps: dict[str, list[int]] = defaultdict(lambda: [0] * len(ends))
     for rows in timelines(history, live):
-        position = 0
-        for index, end in enumerate(ends):
-            while position < len(rows) and rows[position].day <= end:
-                position += 1
-            if position and rows[position - 1].mrr_micro:
-                current = rows[position - 1]
-                totals[current.currency][index] += current.mrr_micro
-    return {currency: [rounded(v) for v in values] for currency, values in sorted(totals.items())}
+        value, currency = 0, ""
+        for row in rows:
+            index = bisect_left(ends, row.day)
+            if index == len(ends):
+                break
+            if value:
+                steps[currency][index] -= value
+            if row.mrr_micro:
+                steps[row.currency][index] += row.mrr_micro
+            value, currency = row.mrr_micro, row.currency
+    return {currency: [rounded(total) for total in accumulate(values)]
+            for currency, values in sorted(steps.items()) if any(values)}
 
 
 @dataclass(frozen=True)

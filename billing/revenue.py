@@ -84,41 +84,50 @@ async def month_reports(db: Database, months: Sequence[Month], *,
                         now: datetime | None = None) -> list[Report]:
     """Return several months' figures from one read of the history."""
     now = now or utcnow()
+    async with db.read_rows() as session:
+        rows, live = await _history(session, months, now)
+        return [await _report(session, month, rows, live) for month in months]
+
+
+async def overview(db: Database, month: Month, count: int = 12, *,
+                   now: datetime | None = None
+                   ) -> tuple[Report, list[Month], dict[str, list[int]]]:
+    """Return a month's figures, the `count` months up to it and MRR at the end of each, per
+    currency (what `/stats` shows), from one read of the history."""
+    now = now or utcnow()
+    months = [month.shift(offset) for offset in range(1 - count, 1)]
+    async with db.read_rows() as session:
+        rows, live = await _history(session, [month], now)
+        figures = await _report(session, month, rows, live)
+    return figures, months, mrr_series(rows, months, live)
+
+
+async def _history(session: Reader, months: Sequence[Month], now: datetime
+                   ) -> tuple[list[State], dict[str, State] | None]:
+    """Read the history up to the last month, and the live states if it includes today."""
     today = now.date()
     if any(month.start > today for month in months):
         raise ValueError("a month still to come has no figures")
     last = max(month.end for month in months)
-    async with db.read_rows() as session:
-        rows = await history(session, last)
-        live = await live_states(session, now, since=await _last_snapshot(session)
-                                 ) if last >= today else None
-        since = await session.scalar(select(func.min(RevenueState.day)))
-        reports = []
-        for month in months:
-            start, end = _moment(month.start), _moment(month.end + timedelta(days=1))
-            invoices = (await session.execute(
-                select(MirrorInvoice.status, MirrorInvoice.amount_due,
-                       MirrorInvoice.amount_remaining, MirrorInvoice.attempt_count,
-                       MirrorInvoice.currency)
-                .where(MirrorInvoice.created >= start, MirrorInvoice.created < end))).all()
-            offers = (await session.execute(
-                select(SaveOffer.accepted_at)
-                .where(SaveOffer.offered_at >= start, SaveOffer.offered_at < end))).all()
-            reports.append(report(month, month_figures(rows, month, live),
-                                  recovery(invoices), offers_of(offers), since))
-    return reports
+    rows = await history(session, last)
+    if last < today:
+        return rows, None
+    return rows, await live_states(session, now, since=await _last_snapshot(session))
 
 
-async def mrr_months(db: Database, last: Month, count: int = 12, *,
-                     now: datetime | None = None) -> tuple[list[Month], dict[str, list[int]]]:
-    """Return the `count` months up to `last` and MRR at the end of each, per currency."""
-    now = now or utcnow()
-    months = [last.shift(offset) for offset in range(1 - count, 1)]
-    async with db.read_rows() as session:
-        rows = await history(session, last.end)
-        live = await live_states(session, now, since=await _last_snapshot(session)
-                                 ) if last.end >= now.date() else None
-    return months, mrr_series(rows, months, live)
+async def _report(session: Reader, month: Month, rows: list[State],
+                  live: dict[str, State] | None) -> Report:
+    """Put a month's figures together with its invoices' recovery and the save offers."""
+    start, end = _moment(month.start), _moment(month.end + timedelta(days=1))
+    invoices = (await session.execute(
+        select(MirrorInvoice.status, MirrorInvoice.amount_due, MirrorInvoice.amount_remaining,
+               MirrorInvoice.attempt_count, MirrorInvoice.currency)
+        .where(MirrorInvoice.created >= start, MirrorInvoice.created < end))).all()
+    offers = (await session.execute(select(SaveOffer.accepted_at).where(
+        SaveOffer.offered_at >= start, SaveOffer.offered_at < end))).all()
+    since = await session.scalar(select(func.min(RevenueState.day)))
+    return report(month, month_figures(rows, month, live), recovery(invoices),
+                  offers_of(offers), since)
 
 
 def figures_of(reports: Sequence[Report]) -> list[Figures]:

@@ -88,8 +88,8 @@ async def show_stats(ctx: Ctx, args: str) -> list[Reply]:
     month = Month.of(now.date())
     if args.strip().lower() == "csv":
         return await send_csv(ctx, month)
-    report = await revenue.month_report(ctx.billing.db, month, now=now)
-    months, series = await revenue.mrr_months(ctx.billing.db, month, CHART_MONTHS, now=now)
+    report, months, series = await revenue.overview(ctx.billing.db, month, CHART_MONTHS,
+                                                    now=now)
     title = ctx.t("MRR at the end of each month")
     # matplotlib draws for a tenth of a second or more: off the event loop every chat shares
     png = await asyncio.to_thread(mrr_chart, [_month(ctx, m) for m in months], series,
