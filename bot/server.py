@@ -24,6 +24,8 @@ from billing.links import mint_token
 from billing.payloads import MalformedPayload, parse
 from billing.webhooks import Intake, verify
 from bot.limits import BodyLimit
+from bot.metrics import CONTENT_TYPE as METRICS_TYPE
+from bot.metrics import Metrics
 from bot.pages import PRIVATE, chat_page
 from bot.runtime import Runtime, secret
 from bot.telegram import TelegramChannel
@@ -64,8 +66,7 @@ class Server:
         self.telegram = telegram
         # Deliveries arriving together are stored in one transaction (group commit).
         self.intake = Intake(runtime.billing.db)
-        self.counts = {"stripe_events_received": 0, "stripe_events_rejected": 0,
-                       "telegram_updates_received": 0}
+        self.stats = Metrics(runtime.billing, worker.outbox)
         self.app = Starlette(routes=[
             Route("/stripe/webhook", self.stripe_webhook, methods=["POST"]),
             Route("/telegram/webhook", self.telegram_webhook, methods=["POST"]),
@@ -83,11 +84,11 @@ class Server:
             event = verify(payload, request.headers.get("stripe-signature"),
                            secret(self.runtime.settings.stripe_webhook_secret))
         except WebhookRejected as error:
-            self.counts["stripe_events_rejected"] += 1
+            self.stats.webhooks.labels("rejected").inc()
             log.warning("Stripe webhook refused: %s", error)
             return JSONResponse({"error": str(error)}, status_code=400)
         fresh = await self.intake.store(event)
-        self.counts["stripe_events_received"] += 1
+        self.stats.webhooks.labels("received" if fresh else "duplicate").inc()
         if fresh:
             self.worker.kick()
         return JSONResponse({"received": True, "duplicate": not fresh})
@@ -109,7 +110,7 @@ class Server:
         if dropped:
             log.warning("Telegram update dropped: %s", dropped)
         else:
-            self.counts["telegram_updates_received"] += 1
+            self.stats.updates.labels("telegram").inc()
         return Response(status_code=200)
 
     async def return_page(self, request: Request) -> Response:
@@ -186,10 +187,5 @@ class Server:
         return JSONResponse({"status": "database unavailable"}, status_code=503)
 
     async def metrics(self, _request: Request) -> Response:
-        """Expose counters in Prometheus' text format."""
-        counts = dict(self.counts, stripe_requests=self.runtime.billing.gateway.requests)
-        lines = []
-        for name, value in sorted(counts.items()):
-            lines += [f"# TYPE portier_{name}_total counter", f"portier_{name}_total {value}"]
-        return PlainTextResponse("\n".join(lines) + "\n",
-                                 media_type="text/plain; version=0.0.4")
+        """Expose the metrics in Prometheus' text format (bot.metrics)."""
+        return Response(await self.stats.render(), media_type=METRICS_TYPE)
