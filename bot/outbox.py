@@ -262,6 +262,9 @@ class Outbox:
         waiting = {n.id: n for n in batch}
         try:
             for notice in batch:
+                if notice.id in self._sends:
+                    continue  # its hold lapsed while its send waited: released below, and
+                    # the waiting send, its hold gone, sends nothing; the next claim takes it
                 if not self.pace.ready(notice.chat_id, loop.time()):
                     continue  # its chat got a message meanwhile: released below
                 delay = self.pace.slot(loop.time())
