@@ -273,18 +273,22 @@ async def trial_ending(billing: Billing, session: AsyncSession, event: Event) ->
 # -- cards -----------------------------------------------------------------------------------
 
 def new_default_card(event: Event) -> tuple[str | None, str | None]:
-    """Return (customer, card) when the event made a card a default: the customer's invoice
-    default (customer.updated) or a subscription's own (customer.subscription.updated)."""
+    """Return (customer, card) when the event put a card in the place of another as a
+    default: the customer's invoice default (customer.updated) or a subscription's own
+    (customer.subscription.updated). A first default (a customer set up with a card, a
+    subscription given its own) replaces nothing: the welcome speaks for a new subscription."""
     seen = _object(event)
     previous = event["data"].get("previous_attributes") or {}
     if event["type"] == "customer.updated":
-        if "default_payment_method" not in (previous.get("invoice_settings") or {}):
-            return None, None
-        return _id(seen.get("id")), _id(
-            (seen.get("invoice_settings") or {}).get("default_payment_method"))
-    if "default_payment_method" not in previous:
+        before = previous.get("invoice_settings") or {}
+        now = (seen.get("invoice_settings") or {}).get("default_payment_method")
+        customer = _id(seen.get("id"))
+    else:
+        before, now, customer = previous, seen.get("default_payment_method"), _id(
+            seen.get("customer"))
+    if not before.get("default_payment_method") or not now:
         return None, None
-    return _id(seen.get("customer")), _id(seen.get("default_payment_method"))
+    return customer, _id(now)
 
 
 async def pays(session: AsyncSession, customer_id: str, card_id: str) -> bool:

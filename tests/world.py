@@ -178,10 +178,12 @@ class World:
                 break
             assert asyncio.get_running_loop().time() < deadline, found
             await asyncio.sleep(0.05)
+        last4 = self.sandbox.get(card)["card"]["last4"]
         for chat_id, status in found:
-            if status == "sent":
+            if status == "sent":  # "Card updated: Visa •••• 4242", in the chat's language
                 message = await self.telegram.next_message(int(chat_id))
-                assert (message.text or "").startswith("Card updated"), message.text
+                title = (message.text or "").splitlines()[0]
+                assert title.endswith(f"•••• {last4}") and ":" in title, message.text
 
     async def linked_user(self, lookup_key: str = "pro_monthly", language_code: str = "en",
                           card: str = "pm_card_visa") -> tuple[FakeUser, dict[str, Any]]:

@@ -176,3 +176,15 @@ async def test_prices_resolve_in_chunks_of_ten(shop: Shop) -> None:
     found = await shop.billing.gateway.prices_by_lookup_keys(keys)
     assert sorted(p.lookup_key for p in found) == sorted(keys)
     assert all(p.product.name == "Extra" for p in found)
+
+
+async def test_a_payment_method_reads_as_a_saved_card(shop: Shop) -> None:
+    """payment_method() gives brand, last four, expiry and the customer as plain values."""
+    customer = shop.customer()
+    method = shop.sandbox.get(customer)["invoice_settings"]["default_payment_method"]
+    card = await shop.billing.gateway.payment_method(method)
+    assert (card.id, card.customer_id, card.brand, card.last4, card.exp_month) == (
+        method, customer, "visa", "4242", 12)
+    assert card.exp_year > 2025
+    with pytest.raises(NotFound):
+        await shop.billing.gateway.payment_method("pm_missing")

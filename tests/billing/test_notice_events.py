@@ -50,6 +50,13 @@ async def _notices(billing: Billing, kind: str | None = None) -> list[Notice]:
         return list(await session.scalars(query))
 
 
+async def _announced(billing: Billing) -> list[Notice]:
+    """Return the notices but "Card updated": the scenes below save cards after the chat is
+    linked (shop.customer sets a first card and then another, fail_renewal saves a declining
+    one in the portal), each of which the chat is told about (tested on its own below)."""
+    return [n for n in await _notices(billing) if n.kind != "card_updated"]
+
+
 async def _api(shop: Shop, fn: Any, *args: Any, key: str | None = None) -> Any:
     options = {"idempotency_key": key} if key else {}
     return await shop.billing.gateway.call(fn, *args, options=options)
@@ -68,7 +75,7 @@ async def test_a_failed_renewal_notifies_every_linked_chat(shop: Shop) -> None:
     params = failed[0].params
     assert (params["invoice"], params["amount"], params["currency"]) == (invoice, 2900, "eur")
     assert params["reason"] == "generic_decline" and params["next_retry"] > shop.sandbox.now()
-    assert {n.kind for n in await _notices(shop.billing)} == {"payment_failed"}
+    assert {n.kind for n in await _announced(shop.billing)} == {"payment_failed"}
 
 
 async def test_events_delivered_three_times_shuffled_notify_once(shop: Shop) -> None:
@@ -79,7 +86,7 @@ async def test_events_delivered_three_times_shuffled_notify_once(shop: Shop) -> 
     await shop.switch_card(customer, "pm_card_visa")
     await asyncio.to_thread(shop.sandbox.advance_time, 3 * DAY + 60)  # the retry pays it
     await _feed(shop, times=3, shuffle=True)
-    kinds = sorted(n.kind for n in await _notices(shop.billing))
+    kinds = sorted(n.kind for n in await _announced(shop.billing))
     assert kinds == ["payment_failed", "payment_received"] or kinds == ["payment_received"]
     assert len([k for k in kinds if k == "payment_received"]) == 1
 
@@ -91,8 +98,8 @@ async def test_a_failure_already_paid_is_not_announced(shop: Shop) -> None:
     invoice = await shop.fail_renewal(customer)
     await asyncio.to_thread(shop.sandbox.pay_invoice, invoice, "pm_card_visa")
     await _feed(shop)
-    assert [n.kind for n in await _notices(shop.billing)] == ["payment_received"]
-    assert (await _notices(shop.billing))[0].params["after_failure"] is True
+    assert [n.kind for n in await _announced(shop.billing)] == ["payment_received"]
+    assert (await _announced(shop.billing))[0].params["after_failure"] is True
 
 
 async def test_pay_now_in_the_chat_notifies_nobody(shop: Shop) -> None:
@@ -106,7 +113,7 @@ async def test_pay_now_in_the_chat_notifies_nobody(shop: Shop) -> None:
     await shop.switch_card(customer, "pm_card_visa")
     await pay_invoice(shop.billing, customer_id=customer, invoice_id=invoice)
     await _feed(shop)
-    assert [n.kind for n in await _notices(shop.billing)] == ["payment_failed"]
+    assert [n.kind for n in await _announced(shop.billing)] == ["payment_failed"]
 
 
 async def test_action_required_links_the_hosted_invoice(shop: Shop) -> None:
@@ -136,7 +143,7 @@ async def test_changes_made_elsewhere_are_announced(shop: Shop) -> None:
             {"pause_collection": {"behavior": "void"}})):
         await _api(shop, v1.subscriptions.update_async, sub["id"], change, key=f"dash-{n}")
         await _feed(shop)  # each webhook arrives before the next change
-    notices = await _notices(shop.billing)
+    notices = await _announced(shop.billing)
     assert [n.kind for n in notices] == ["plan_changed", "canceled", "resumed", "paused"]
     assert notices[0].params["plan"] == "Basic" and notices[0].params["amount"] == 900
     assert notices[1].params["ends_at"] == sub["items"]["data"][0]["current_period_end"]
@@ -150,7 +157,7 @@ async def test_changes_made_in_the_chat_are_not_announced_again(shop: Shop) -> N
     await shop.billing.gateway.cancel_at_period_end(
         sub["id"], feedback="other", comment="", key="portier-test-cancel")
     await _feed(shop)
-    assert await _notices(shop.billing) == []
+    assert await _announced(shop.billing) == []
 
 
 async def test_a_change_undone_before_processing_is_not_announced(shop: Shop) -> None:
@@ -163,7 +170,7 @@ async def test_a_change_undone_before_processing_is_not_announced(shop: Shop) ->
         await _api(shop, v1.subscriptions.update_async, sub["id"],
                    {"cancel_at_period_end": value}, key=f"elsewhere-{n}")
     await _feed(shop)
-    assert [n.kind for n in await _notices(shop.billing)] == ["resumed"]
+    assert [n.kind for n in await _announced(shop.billing)] == ["resumed"]
 
 
 async def test_ended_and_trial_ending(shop: Shop) -> None:
@@ -241,3 +248,62 @@ async def test_quiet_hours_defer_all_but_payment_problems(billing: Billing) -> N
     changed, failed = await _notices(billing)
     assert changed.send_after == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
     assert failed.send_after == now
+
+
+async def test_a_card_saved_in_the_portal_is_confirmed_once_per_card(shop: Shop) -> None:
+    """Each card saved in the portal gets one "Card updated" (its customer.updated and
+    subscription events, delivered three times and shuffled, notwithstanding), with the open
+    invoice to pay when there is one."""
+    customer = shop.customer()
+    await _feed(shop)
+    await _link(shop.billing, customer, "520")
+    invoice = await shop.fail_renewal(customer)  # saves a declining card first
+    await _feed(shop)
+    since = shop.sandbox.now()
+    await shop.switch_card(customer, "pm_card_mastercard")
+    await _feed(shop, times=3, shuffle=True, since=since)
+    declining, mastercard = await _notices(shop.billing, "card_updated")
+    assert declining.params["last4"] == "0341"
+    new_card = shop.sandbox.get(customer)["invoice_settings"]["default_payment_method"]
+    assert mastercard.dedupe_key == f"card_updated:{new_card}@telegram:520"
+    assert mastercard.params == {
+        "customer": customer, "payment_method": new_card, "brand": "mastercard",
+        "last4": "4444", "exp_month": 12, "exp_year": mastercard.params["exp_year"],
+        "invoice": invoice, "amount": 2900, "currency": "eur"}
+    assert mastercard.send_after <= mastercard.created_at  # no quiet hours for an answer
+
+
+async def test_a_saved_card_nobody_is_told_about_asks_stripe_nothing(shop: Shop) -> None:
+    """Without a linked chat, a card saved in the portal reads no payment method."""
+    customer = shop.customer()
+    await shop.switch_card(customer, "pm_card_mastercard")
+    await _feed(shop)
+    assert not [p for m, p in shop.sandbox.requests if p.startswith("/v1/payment_methods/")]
+    assert await _notices(shop.billing, "card_updated") == []
+
+
+async def test_a_default_card_that_pays_nothing_is_not_announced(shop: Shop) -> None:
+    """A new customer default while the subscription pays with its own card changes what
+    pays nothing (API reference, subscription.default_payment_method): no notice until the
+    subscription's own card is replaced too."""
+    v1 = shop.billing.gateway.v1
+    customer = shop.customer(plan=None)
+    own = await _api(shop, v1.payment_methods.attach_async, "pm_card_amex",
+                     {"customer": customer})
+    price = shop.billing.prices.by_key["pro_monthly"].id
+    sub = await _api(shop, v1.subscriptions.create_async, {
+        "customer": customer, "items": [{"price": price}], "default_payment_method": own.id})
+    await _feed(shop)
+    await _link(shop.billing, customer, "521")
+    since = shop.sandbox.now()
+    new = await _api(shop, v1.payment_methods.attach_async, "pm_card_mastercard",
+                     {"customer": customer})
+    await _api(shop, v1.customers.update_async, customer,
+               {"invoice_settings": {"default_payment_method": new.id}})
+    await _feed(shop, since=since)
+    assert await _notices(shop.billing, "card_updated") == []
+    await _api(shop, v1.subscriptions.update_async, sub.id, {"default_payment_method": new.id})
+    await _feed(shop, times=2, since=since)
+    [updated] = await _notices(shop.billing, "card_updated")
+    assert (updated.params["brand"], updated.params["last4"]) == ("mastercard", "4444")
+    assert "invoice" not in updated.params

@@ -162,3 +162,11 @@ def test_keeps_ordinary_text() -> None:
     """Ordinary text, API URLs and ids are left alone."""
     text = "GET http://127.0.0.1:5/v1/customers/cus_123 mark_paid invoice in_1 price 12:30"
     assert redact(text) == text
+
+
+def test_card_links_are_redacted() -> None:
+    """A card link's token (it opens a customer's card page) never reaches a log line."""
+    token = "MR9jdXNfQmgwSXNYTWtXcXMxcFYfdGVsZWdyYW0fMTAwMR8xMDAxH2VuHzE3OTY.w-awkSq6CwNOVcXdtMMEWg"
+    text = redact(f"GET http://127.0.0.1:8080/card/{token} 302; /card and /cards stay")
+    assert token not in text and token.split(".")[0] not in text
+    assert "/card/[redacted] 302; /card and /cards stay" in text
