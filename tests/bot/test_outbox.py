@@ -151,6 +151,30 @@ async def test_each_429_puts_the_notice_back_as_pending(world: World) -> None:
     assert (row.status, row.attempts) == ("sent", 4)
 
 
+@RETRY_AFTER_WARNING
+async def test_a_notice_waiting_in_the_rate_limiter_is_pending(world: World) -> None:
+    """While PTB's limiter holds every request back (a reply's 429, retried after its
+    retry_after), a notice handed to the channel waits there as pending, not `sending`; it
+    becomes `sending` only as its request leaves, and arrives once."""
+    asker, other = world.user(), world.user()
+    world.telegram.fail_next("sendMessage", 429, retry_after=2, chat_id=asker)
+    assert await world.telegram.send(asker, "/help") == 200
+    await world.telegram.wait_for_calls("sendMessage", 1)  # the 429: the limiter sleeps
+    outbox = _outbox(world)
+    await _queue(world, other, "plan_changed:sub_1:evt_1")
+    async with asyncio.timeout(5):
+        while not outbox._held:  # noqa: ASYNC110 - handed to the channel, in the limiter
+            await asyncio.sleep(0.01)
+    [row] = await _rows(world)
+    assert row.status == "pending" and row.claimed_at is not None
+    await world.telegram.next_message(other, timeout=6)
+    await world.telegram.next_message(asker, timeout=6)
+    assert await _sends(world, other) == [200]
+    await outbox.idle()
+    [row] = await _rows(world)
+    assert (row.status, row.attempts) == ("sent", 1)
+
+
 async def test_403_marks_the_chat_unreachable(world: World) -> None:
     """A chat that blocked the bot is marked unreachable and gets nothing more."""
     blocked, other = world.user(), world.user()
