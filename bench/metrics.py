@@ -35,7 +35,7 @@ from billing.db import Database  # noqa: E402
 from billing.migrate import upgrade  # noqa: E402
 from billing.mirror_models import MirrorInvoice, MirrorSubscription  # noqa: E402
 from billing.mrr import Month, mrr_micro  # noqa: E402
-from billing.revenue import month_report, overview  # noqa: E402
+from billing.revenue import month_report, overview, snapshot  # noqa: E402
 from billing.revenue_models import RevenueState, SaveOffer  # noqa: E402
 
 TARGET = 2.0
@@ -96,6 +96,10 @@ def _world(count: int, now: datetime, seed: int = 7) -> Iterator[tuple[dict[str,
                 events.append((spell + timedelta(days=rng.randint(1, 9)), "active", {}))
         if later > 2 and rng.random() < 0.15:
             events.append((start + timedelta(days=rng.randint(1, later)), "canceled", {}))
+        if sub.discount_percent_off and sub.discount_end is not None:
+            expiry = sub.discount_end.date() + timedelta(days=1)  # the next day's snapshot
+            if start < expiry <= today:
+                events.append((expiry, "", {}))  # same status, full price again
         events.sort(key=lambda event: event[0])
         history: list[dict[str, Any]] = []
         ended = False
@@ -104,7 +108,8 @@ def _world(count: int, now: datetime, seed: int = 7) -> Iterator[tuple[dict[str,
                 continue
             for key, value in change.items():
                 setattr(sub, key, value)
-            sub.status = status
+            sub.status = status or sub.status
+            status = sub.status
             ended = status == "canceled"
             row = {"subscription_id": f"sub_{n}", "customer_id": f"cus_{n}", "day": day,
                    "status": status, "currency": sub.currency,
@@ -223,6 +228,9 @@ async def bench(count: int, url: str | None) -> bool:
         started = time.perf_counter()
         _, months, series = await overview(db, month, 12, now=now)
         chart_took = time.perf_counter() - started
+        started = time.perf_counter()
+        changed = await snapshot(db, now=now)
+        snapshot_took = time.perf_counter() - started
         await db.close()
     for figures in report.currencies:
         print(f"  {figures.currency}: MRR {figures.mrr / 100:,.2f}, "
@@ -235,6 +243,8 @@ async def bench(count: int, url: str | None) -> bool:
           f"{count_took * 1000:.0f} ms")
     print(f"/stats' read (the month's figures and the chart's 12 month-end MRR series: "
           f"{', '.join(series)}, {months[0]} to {months[-1]}): {chart_took:.2f} s")
+    print(f"today's snapshot (the scheduler's daily job): compared {subs:,} subscriptions, "
+          f"stored {changed:,} changed in {snapshot_took:.2f} s")
     return took <= TARGET
 
 

@@ -131,12 +131,13 @@ def _with_now(rows: list[Any], now: State | None) -> list[Any]:
         return rows
     while rows and rows[-1].day >= now.day:
         rows.pop()
-    if not rows or _changed(rows[-1], now):
+    if not rows or changed(rows[-1], now):
         rows.append(now)
     return rows
 
 
-def _changed(row: Any, state: State) -> bool:
+def changed(row: Any, state: State) -> bool:
+    """Tell whether a state differs from a history row in anything but its day."""
     return bool(row.mrr_micro != state.mrr_micro or row.status != state.status
                 or row.price_id != state.price_id or row.currency != state.currency
                 or row.customer_id != state.customer_id)

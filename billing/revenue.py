@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from billing.db import Database
 from billing.mirror_models import MirrorInvoice, MirrorSubscription
 from billing.models import utcnow
-from billing.movements import Figures, Report, month_figures, mrr_series, report
+from billing.movements import Figures, Report, changed, month_figures, mrr_series, report
 from billing.mrr import Month, State, Terms, offers_of, recovery, state_of, states_now
 from billing.revenue_models import RevenueState, SaveOffer
 
@@ -163,7 +163,7 @@ async def snapshot(db: Database, *, now: datetime | None = None) -> int:
         added, replaced = [], []
         for state in live.values():
             known = latest.get(state.subscription_id)
-            if known is not None and tuple(known)[1:8] == tuple(state):
+            if known is not None and not changed(known, state):
                 continue
             if known is not None and known.day == state.day:
                 replaced.append({"row_id": known.id, **{

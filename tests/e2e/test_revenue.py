@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -125,6 +125,7 @@ async def test_the_snapshot_stores_only_changes(world: World) -> None:
     now = _at(world)
     assert await snapshot(billing.db, now=now) == 1
     assert await snapshot(billing.db, now=now) == 0
+    assert await snapshot(billing.db, now=now + timedelta(days=1)) == 0  # nothing changed
     report = await month_report(billing.db, Month.of(now.date()), now=now)
     (eur,) = report.currencies
     assert (eur.mrr, eur.new_mrr, eur.new_subscribers) == (2175, 2175, 1)
