@@ -250,9 +250,17 @@ async def offer_made(db: Database, *, subscription_id: str, kind: str) -> None:
             session.add(SaveOffer(subscription_id=subscription_id, kind=kind))
 
 
-async def offer_accepted(db: Database, *, subscription_id: str) -> None:
-    """Record that the customer took the save offer made to their subscription."""
+PLAN_OFFER_WINDOW = timedelta(days=1)
+
+
+async def offer_accepted(db: Database, *, subscription_id: str, kind: str | None = None) -> None:
+    """Record that the customer took the save offer made to their subscription (of `kind`
+    only, when given: a plan change counts only for a cheaper-plan offer of the last day)."""
     async with db.session() as session:
         offer = await session.get(SaveOffer, subscription_id)
-        if offer is not None and offer.accepted_at is None:
-            offer.accepted_at = utcnow()
+        if offer is None or offer.accepted_at is not None:
+            return
+        if kind is not None and (offer.kind != kind
+                                 or utcnow() - offer.offered_at > PLAN_OFFER_WINDOW):
+            return
+        offer.accepted_at = utcnow()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from billing import changes
+from billing import changes, revenue
 from billing.changes import ChangePreview, ChangeResult
 from billing.state import expect, take
 from handlers import menus
@@ -109,6 +109,9 @@ async def confirm_change(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
     result = await changes.confirm(
         ctx.billing, customer_id=customer_id, plan_key=plan_key, interval=interval,
         proration_date=date, amount_today=int(data["today"]), next_amount=int(data["next"]))
+    if result.outcome in ("applied", "scheduled"):  # the cancel flow's cheaper plan, taken?
+        await revenue.offer_accepted(ctx.billing.db, kind="plan",
+                                     subscription_id=result.preview.subscription_id)
     if result.outcome == "moved":
         return await _show(ctx, result.preview, ctx.t("The amount changed since your preview, "
                                                       "so nothing was changed. Here is the "

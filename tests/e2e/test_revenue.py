@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -160,3 +161,19 @@ async def test_backfill_from_invoices(world: World) -> None:
         first_paid.date(), "active", 29000 * 1_000_000 // 12 + 1, "invoices")
     again = await backfill(billing.db, now=_at(world))
     assert (again.subscriptions, again.rows) == (0, 0)
+
+
+async def test_a_cheaper_plan_taken_counts_as_an_accepted_offer(world: World) -> None:
+    """Without a save coupon the cancel flow offers a cheaper plan; confirming it is an
+    accepted save offer, a declined offer is one made and not taken."""
+    billing = world.service.runtime.billing
+    billing.catalog = dataclasses.replace(billing.catalog, save_coupon=None)
+    user, _ = await world.linked_user("pro_monthly")
+    offer = await _reason(world, user, "It's too expensive")
+    preview = await _press(world, user, offer, "See Basic")
+    await _press(world, user, preview, "Confirm")
+    other, _ = await world.linked_user("pro_monthly")
+    offer = await _reason(world, other, "It's too expensive")
+    await _press(world, other, offer, "No thanks, cancel")
+    report = await month_report(billing.db, Month.of(utcnow().date()))
+    assert (report.offers.made, report.offers.accepted) == (2, 1)
