@@ -12,9 +12,10 @@ from handlers.router import router
 @router.command("help", private=False)
 async def show_help(ctx: Ctx, _args: str) -> list[Reply]:
     """List the commands, and where to get human help."""
-    from handlers.portal import COMMANDS  # here: the portal imports every flow, this one too
+    from handlers.portal import ADMIN_COMMANDS, COMMANDS  # here: the portal imports this flow
 
-    lines = [f"/{name} — {ctx.t(text)}" for name, text in COMMANDS if name in router.commands]
+    listed = COMMANDS + ADMIN_COMMANDS if ctx.admin else COMMANDS
+    lines = [f"/{name} — {ctx.t(text)}" for name, text in listed if name in router.commands]
     support = ctx.billing.catalog.business.support_url
     if support:
         lines.append("")

@@ -40,6 +40,7 @@ async def test_others_are_answered_as_for_an_unknown_command(shop: World) -> Non
         reply = await shop.say(stranger, text)
         assert (reply.method, reply.text) == ("sendMessage", UNKNOWN)
     await shop.telegram.assert_no_message(stranger, within=0.3)
+    assert "/stats" not in ((await shop.say(stranger, "/help")).text or "")
     menu = {c["command"] for c in shop.telegram.commands()}
     assert "stats" not in menu  # the default menu, which customers see, has no /stats
 
@@ -64,6 +65,8 @@ async def test_admin_gets_figures_and_a_chart(shop: World) -> None:
         assert image.format == "PNG" and image.size[0] >= 600
     scope = {"type": "chat", "chat_id": ADMIN}
     assert "stats" in {c["command"] for c in shop.telegram.commands(scope=scope)}
+    assert "/stats — Umsatzkennzahlen und MRR-Diagramm" in (
+        (await shop.say(admin, "/help")).text or "")
 
 
 async def test_admin_gets_the_csv(shop: World) -> None:
