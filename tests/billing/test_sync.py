@@ -61,6 +61,11 @@ async def test_portier_sync_command(shop: Shop, database_url: str, tmp_path: Pat
     monkeypatch.chdir(tmp_path)  # no stray .env
     assert await asyncio.to_thread(main, ["sync"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "mirror synced: 2 customer(s), 2 subscription(s), 2 invoice(s)"
+    lines = out.splitlines()
+    assert lines[0] == "mirror synced: 2 customer(s), 2 subscription(s), 2 invoice(s)"
+    # then the revenue history, from the invoices, and what they cannot tell
+    assert lines[1] == ("revenue history: 2 subscription(s) backfilled from invoices (2 "
+                        "state(s)); Stripe's invoices cannot tell:")
+    assert lines[2].startswith("  - plan, quantity and discount changes before today")
     assert "customers 2" in err
     assert await mirror_differences(shop.sandbox, shop.billing) == []
