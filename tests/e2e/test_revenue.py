@@ -177,3 +177,20 @@ async def test_a_cheaper_plan_taken_counts_as_an_accepted_offer(world: World) ->
     await _press(world, other, offer, "No thanks, cancel")
     report = await month_report(billing.db, Month.of(utcnow().date()))
     assert (report.offers.made, report.offers.accepted) == (2, 1)
+
+
+async def test_the_scheduler_takes_the_daily_snapshot(world: World) -> None:
+    """The leader takes the snapshot at start and then daily; its job stores what changed."""
+    scheduler = world.service.scheduler
+    assert scheduler is not None
+    deadline = asyncio.get_running_loop().time() + 10
+    while scheduler.runs["revenue"] < 1:  # the start-up run, on the scheduler's own task
+        assert asyncio.get_running_loop().time() < deadline, "no snapshot at start"
+        await asyncio.sleep(0.05)
+    prices = world.service.runtime.billing.prices.by_key
+    sub = await checkout(world, prices["basic_monthly"].id)
+    await scheduler.snapshot_revenue()
+    async with world.service.runtime.billing.db.read() as session:
+        stored = (await session.execute(select(RevenueState).where(
+            RevenueState.subscription_id == sub["id"]))).scalar_one()
+    assert (stored.status, stored.mrr_micro) == ("active", 900_000_000)
