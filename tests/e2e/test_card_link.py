@@ -8,14 +8,15 @@ button carries a signed token and Portier makes the session when it is opened.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from billing.card_links import card_link
 from billing.models import Notice, utcnow
+from billing.reminders import scan_cards
 from bot.logs import configure_logging
 from tests.fakes.telegram_objects import FakeUser
 from tests.world import World
@@ -234,3 +235,29 @@ async def test_an_update_card_button_of_an_older_message_still_leads_there(world
     reply = await world.telegram.next_message(user)
     url = await world.press(user, reply, "Update card")
     assert isinstance(url, str) and url.startswith(f"{world.url}/card/")
+
+
+async def test_plan_and_the_card_expiring_notice_open_the_card_page_in_one_tap(
+        world: World) -> None:
+    """/plan's Update card and the card-expiring notice's are the same one-tap link."""
+    user, customer = await world.linked_user(card="pm_card_mastercard")
+    await world.settle()
+    plan = await world.say(user, "/plan")
+    url = await world.press(user, plan, "Update card")
+    assert isinstance(url, str) and url.startswith(f"{world.url}/card/")
+    billing = world.service.runtime.billing
+    sub = world.sandbox.store.all("subscription", lambda s: s["customer"] == customer["id"])[0]
+    card = world.sandbox.get(sub["default_payment_method"])["card"]
+    year, month = card["exp_year"], card["exp_month"]
+    ends = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    due = ends - timedelta(days=billing.catalog.card_expiry_days - 1)
+    assert (await scan_cards(billing.db, billing.catalog, now=due)).added == 1
+    async with billing.db.session() as session:  # queued for `due`, years ahead: send it now
+        await session.execute(update(Notice).where(Notice.kind == "card_expiring")
+                              .values(send_after=utcnow()))
+    expiring = await world.notice(user, "Your card expires soon")
+    assert _labels(expiring) == ["Update card"]
+    url = await world.press(user, expiring, "Update card")
+    assert isinstance(url, str) and url.startswith(f"{world.url}/card/")
+    opened = await world.http.get(url)
+    assert opened.status_code == 302 and "/pay/portal/" in opened.headers["location"]

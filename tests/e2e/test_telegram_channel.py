@@ -82,9 +82,11 @@ async def test_stripe_outage_is_reported_as_nothing_changed(world: World) -> Non
     """When Stripe fails, the user is told that nothing was changed."""
     user, _ = await world.linked_user()
     world.sandbox.fail_next(status=500, type_="api_error", times=10)
-    reply = await world.say(user, "/card")  # a portal session is made at the tap, by Stripe
-    assert "Nothing was changed" in (reply.text or "")
-    assert not any(b.get("url") for row in reply.keyboard for b in row)
+    reply = await world.say(user, "/card")  # asks Stripe nothing: the session is made at the tap
+    url = await world.press(user, reply, "Update card")
+    assert isinstance(url, str)
+    tapped = await world.http.get(url)
+    assert tapped.status_code == 503 and "Nothing was changed" in tapped.text
 
 
 async def test_polling_mode_answers_commands(database_url: str, tmp_path: Path) -> None:
