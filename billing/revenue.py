@@ -3,8 +3,8 @@
 The history (`billing.revenue_models.RevenueState`) is what Stripe's objects lose: the
 scheduler's daily `snapshot` stores each subscription's state on the days it changed, and
 `backfill` (run by `portier sync`) reconstructs what Stripe's invoices still show for
-subscriptions the history does not know yet. Figures are `billing.movements`' pure functions over
-these rows; the current month also sees the mirror as it is now. Reads are Core, on one
+subscriptions the history does not know yet. Figures are `billing.movements`' pure functions
+over these rows; the current month also sees the mirror as it is now. Reads are Core, on one
 snapshot connection (`Database.read_rows`): the ORM's row objects cost more than the figures.
 """
 
@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing.db import Database
@@ -246,8 +247,13 @@ def _reconstructed(sub: MirrorSubscription, first_paid: datetime | None,
 async def offer_made(db: Database, *, subscription_id: str, kind: str) -> None:
     """Record that the cancel flow made a save offer (once per subscription)."""
     async with db.session() as session:
-        if await session.get(SaveOffer, subscription_id) is None:
-            session.add(SaveOffer(subscription_id=subscription_id, kind=kind))
+        if await session.get(SaveOffer, subscription_id) is not None:
+            return
+        try:
+            async with session.begin_nested():  # a double tap may race this one here
+                session.add(SaveOffer(subscription_id=subscription_id, kind=kind))
+        except IntegrityError:
+            pass  # recorded by the other
 
 
 PLAN_OFFER_WINDOW = timedelta(days=1)
