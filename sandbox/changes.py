@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import limits
 from sandbox.errors import invalid
-from sandbox.forms import as_bool, as_int, as_list
+from sandbox.forms import as_bool, as_int, as_list, as_quantity
 from sandbox.resources.customers import charge
 from sandbox.resources.invoices import (
     attempt,
@@ -66,7 +67,7 @@ def plan_change(store: Store, sub: Obj, raw_items: Any, when: int) -> Change:
         price = None
         if entry.get("price"):
             price = store.get(str(entry["price"]), "price", param=f"{param}[price]")
-        quantity = as_int(entry.get("quantity"), f"{param}[quantity]")
+        quantity = as_quantity(entry.get("quantity"), f"{param}[quantity]")
         item_id = entry.get("id")
         if item_id:
             if item_id not in current:
@@ -197,10 +198,22 @@ def apply_change(store: Store, sub: Obj, params: dict[str, Any]) -> None:
     """Apply an items update to `sub`, invoicing or queueing prorations as asked."""
     behavior, when = _options(params, store)
     change = plan_change(store, sub, params.get("items"), when)
+    quantity_update = limits.changes_quantity(change)
+    if quantity_update:
+        limits.check_quantity_update(store, sub["id"])
+    _apply(store, sub, change, behavior, params)
+    if quantity_update:
+        limits.record_quantity_update(store, sub["id"])
+
+
+def _apply(store: Store, sub: Obj, change: Change, behavior: str, params: dict[str, Any]) -> None:
+    when = change.when
     lines, invoice_now = change_lines(store, sub, change, behavior)
     mode = str(params.get("payment_behavior") or "allow_incomplete")
     if mode not in PAYMENT_BEHAVIORS:
         raise invalid(f"Invalid payment_behavior: {mode}", param="payment_behavior")
+    if invoice_now:
+        limits.check_new_invoice(store, sub["id"])
     if not invoice_now:
         set_items(store, sub, change, lines)
         if lines:

@@ -82,6 +82,16 @@ def as_int(value: Any, param: str) -> int | None:
         raise invalid(f"Invalid integer: {value}", param=param) from None
 
 
+def as_quantity(value: Any, param: str) -> int | None:
+    """Parse an item quantity: a non-negative integer, or None when absent."""
+    from sandbox.errors import invalid
+
+    quantity = as_int(value, param)
+    if quantity is not None and quantity < 0:
+        raise invalid("This value must be greater than or equal to 0.", param=param)
+    return quantity
+
+
 def as_bool(value: Any) -> bool | None:
     """Parse a boolean parameter ("true"/"false"), or None when absent."""
     if value is None or value == "":

@@ -51,6 +51,8 @@ class Store:
     )
     # Proration items waiting for a subscription's next invoice, by subscription id.
     pending_items: dict[str, list[Obj]] = field(default_factory=dict)
+    # When each subscription's item quantities were last updated (Stripe allows 200 an hour).
+    quantity_updates: dict[str, list[int]] = field(default_factory=dict)
     # Updates waiting for their invoice to be paid (pending_if_incomplete), by invoice id.
     pending_updates: dict[str, tuple[str, Any]] = field(default_factory=dict)
     # InvoicePayment ids of each invoice, oldest first (the invoice's includable `payments`).

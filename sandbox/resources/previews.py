@@ -13,9 +13,16 @@ from sandbox.store import Obj, RouteSpec, Store, new_id, snapshot
 
 
 def next_cycle(
-    store: Store, sub: Obj, items: list[tuple[Obj, int]] | None = None
+    store: Store,
+    sub: Obj,
+    items: list[tuple[Obj, int]] | None = None,
+    prorations: list[Obj] | None = None,
 ) -> tuple[list[Obj], tuple[int, int]]:
-    """Return the lines and period of `sub`'s next renewal invoice (prorations included)."""
+    """Return the lines and period of `sub`'s next renewal invoice (prorations included).
+
+    Pending items come first, then a previewed change's `prorations`, then the period: the
+    order in which the renewal invoice will list them once the change is applied.
+    """
     from sandbox.phases import upcoming_phase_pairs
 
     first = sub["items"]["data"][0]
@@ -27,6 +34,7 @@ def next_cycle(
     )
     end = next_period_end(pairs[0][0], start, sub["billing_cycle_anchor"])
     lines = [snapshot(entry) for entry in store.pending_items.get(sub["id"], [])]
+    lines += prorations or []
     for index, (price, qty) in enumerate(pairs):
         item = sub["items"]["data"][min(index, len(sub["items"]["data"]) - 1)]
         lines.append(
@@ -114,8 +122,7 @@ def _for_subscription(
             invoice["next_payment_attempt"] = when
             return invoice
         pairs = [(price, qty) for _, price, qty in change.items]
-        cycle, period = next_cycle(store, sub, pairs)
-        lines = lines + cycle
+        lines, period = next_cycle(store, sub, pairs, lines)
     else:
         at_end = details.get("cancel_at_period_end")
         if (

@@ -7,7 +7,7 @@ from typing import Any
 from sandbox.clock import add_interval, day_of
 from sandbox.errors import invalid
 from sandbox.expand import render, render_list, set_metadata
-from sandbox.forms import as_bool, as_int, as_list
+from sandbox.forms import as_bool, as_int, as_list, as_quantity
 from sandbox.money import format_amount, interval_label
 from sandbox.resources.customers import attach, charge
 from sandbox.resources.events import emit
@@ -100,7 +100,7 @@ def resolve_items(store: Store, raw: Any, param: str = "items") -> list[tuple[Ob
         price = store.get(str(entry["price"]), "price", param=f"{param}[{index}][price]")
         if price["recurring"] is None:
             raise invalid("The price specified is not recurring.", param=f"{param}[{index}][price]")
-        quantity = as_int(entry.get("quantity"), f"{param}[{index}][quantity]")
+        quantity = as_quantity(entry.get("quantity"), f"{param}[{index}][quantity]")
         pairs.append((price, 1 if quantity is None else quantity))
     if not pairs:
         raise invalid("Missing required param: items.", param=param)
