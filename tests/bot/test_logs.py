@@ -170,3 +170,15 @@ def test_card_links_are_redacted() -> None:
     text = redact(f"GET http://127.0.0.1:8080/card/{token} 302; /card and /cards stay")
     assert token not in text and token.split(".")[0] not in text
     assert "/card/[redacted] 302; /card and /cards stay" in text
+
+
+def test_an_access_log_line_for_a_card_link_is_redacted(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Were uvicorn's access log switched on (bot.service turns it off), its line for a card
+    link would pass the same filter: the path is logged without its token."""
+    configure_logging("json")
+    token = "MR9jdXNfQmgwSXNYTWtXcXMxcFYfdGVsZWdyYW0.w-awkSq6CwNOVcXdtMMEWg"
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000",
+                                             "GET", f"/card/{token}", "1.1", 302)
+    [line] = json_lines(capsys)
+    assert line["msg"] == '127.0.0.1:5000 - "GET /card/[redacted] HTTP/1.1" 302'
