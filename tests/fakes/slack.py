@@ -20,9 +20,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from .slack_methods import install_app
-from .slack_objects import Conversation, FakeUser, FakeView, FakeWorkspace, SlackMessage
+from .slack_objects import Conversation, FakeView, FakeWorkspace, SlackMessage, SlackUser
 from .slack_server import build_app
-from .slack_state import ApiError, Call, Failure, Limit, ResponsePost, SlackState
+from .slack_state import (
+    TOKEN_LIFETIME,
+    TRIGGER_TTL,
+    ApiError,
+    Call,
+    Failure,
+    Limit,
+    ResponsePost,
+    SlackState,
+)
 from .telegram_server import ThreadedServer
 
 POLL_STEP = 0.005
@@ -41,7 +50,7 @@ SLACK_LIMITS: dict[str, Limit] = {
     "views.publish": Limit(100, 60.0),
     "auth.test": Limit(100, 60.0),
 }
-Where = FakeUser | Conversation | str
+Where = SlackUser | Conversation | str
 
 
 class FakeSlack:
@@ -51,10 +60,13 @@ class FakeSlack:
         self, *, client_id: str = "1111111111.2222222222",
         client_secret: str = "fake-client-secret",
         signing_secret: str = "fake-signing-secret-8f2b", app_id: str = "A0PORTIER1",
-        token_rotation: bool = False, rate_limits: bool = False, bot_name: str = "portier",
+        token_rotation: bool = False, token_lifetime: float = TOKEN_LIFETIME,
+        trigger_ttl: float = TRIGGER_TTL, rate_limits: bool = False, bot_name: str = "portier",
     ) -> None:
         self.state = SlackState(app_id=app_id, client_id=client_id, client_secret=client_secret,
                                 token_rotation=token_rotation, bot_name=bot_name)
+        self.state.token_lifetime = token_lifetime  # expires_in of rotated access tokens
+        self.state.trigger_ttl = trigger_ttl
         self.signing_secret = signing_secret
         if rate_limits:
             for method, limit in SLACK_LIMITS.items():
@@ -127,22 +139,22 @@ class FakeSlack:
             self.install(team)
         return team
 
-    def install(self, team: FakeWorkspace, installer: FakeUser | None = None,
+    def install(self, team: FakeWorkspace, installer: SlackUser | None = None,
                 scope: str = "commands,chat:write,users:read,im:write") -> str:
         """Install the app without the browser (as with SLACK_BOT_TOKEN); return the token."""
         answer = install_app(self.state, team.id, installer.id if installer else "", scope, "")
         return str(answer["access_token"])
 
-    def user(self, team: FakeWorkspace, name: str = "ada", **flags: Any) -> FakeUser:
+    def user(self, team: FakeWorkspace, name: str = "ada", **flags: Any) -> SlackUser:
         """Create a member (flags: is_admin, is_owner, is_primary_owner, is_restricted,
         is_ultra_restricted, is_bot, locale, tz, real_name); they join #general."""
-        user = FakeUser(self.state.new_id("U"), team.id, name, **flags)
+        user = SlackUser(self.state.new_id("U"), team.id, name, **flags)
         with self.state.lock:
             self.state.users[user.id] = user
             self.state.conversations[team.general].members.add(user.id)
         return user
 
-    def update_user(self, user: FakeUser, **flags: Any) -> None:
+    def update_user(self, user: SlackUser, **flags: Any) -> None:
         """Change a user's flags (a demoted admin: is_admin=False); users.info shows it."""
         with self.state.lock:
             for key, value in flags.items():
@@ -150,7 +162,7 @@ class FakeSlack:
                     raise AttributeError(key)
                 setattr(user, key, value)
 
-    def channel(self, team: FakeWorkspace, name: str, *, members: Iterable[FakeUser] = (),
+    def channel(self, team: FakeWorkspace, name: str, *, members: Iterable[SlackUser] = (),
                 is_private: bool = False, bot_member: bool = True) -> Conversation:
         """Create a channel with these members; the bot is in it unless bot_member=False."""
         channel = Conversation(self.state.new_id("C"), team.id, name, is_private,
@@ -159,16 +171,44 @@ class FakeSlack:
             self.state.conversations[channel.id] = channel
         return channel
 
-    def join(self, channel: Conversation, *users: FakeUser) -> None:
+    def join(self, channel: Conversation, *users: SlackUser) -> None:
         """Add users to a channel."""
         with self.state.lock:
             channel.members.update(u.id for u in users)
 
-    def dm(self, user: FakeUser) -> Conversation:
+    def dm(self, user: SlackUser) -> Conversation:
         """Return the app's DM with a user (what conversations.open answers)."""
         return self.state.open_dm(user.team_id, user.id)
 
-    def team_of(self, who: FakeUser | Conversation) -> FakeWorkspace:
+    def trigger(self, user: SlackUser) -> str:
+        """Return a fresh trigger_id of user, as an interaction would carry it."""
+        return self.state.new_trigger(user.team_id, user.id)
+
+    def response_url(self, user: SlackUser, channel: Conversation | None = None) -> str:
+        """Return a fresh response_url for user in a channel (default #general)."""
+        team = self.team_of(user)
+        return self.state.new_response_url(team.id, (channel.id if channel else team.general),
+                                           user.id)
+
+    @property
+    def trigger_ttl(self) -> float:
+        """Return how long a trigger_id stays usable (Slack: 3 seconds)."""
+        return self.state.trigger_ttl
+
+    @trigger_ttl.setter
+    def trigger_ttl(self, seconds: float) -> None:
+        self.state.trigger_ttl = seconds
+
+    @property
+    def redirect_uri(self) -> str | None:
+        """Return the app's configured OAuth redirect URL (used when Bolt sends none)."""
+        return self.state.redirect_uri
+
+    @redirect_uri.setter
+    def redirect_uri(self, url: str | None) -> None:
+        self.state.redirect_uri = url
+
+    def team_of(self, who: SlackUser | Conversation) -> FakeWorkspace:
         """Return the workspace of a user or channel."""
         return self.state.workspaces[who.team_id]
 
@@ -176,7 +216,7 @@ class FakeSlack:
 
     def _stream(self, where: Where) -> str:
         """Return the message stream of a channel, a user's DM, or a channel id."""
-        if isinstance(where, FakeUser):
+        if isinstance(where, SlackUser):
             return self.dm(where).id
         return where.id if isinstance(where, Conversation) else where
 
@@ -195,7 +235,7 @@ class FakeSlack:
         stream = self._stream(where)
         return await self._wait(stream, timeout, f"message in {stream}")
 
-    async def next_ephemeral(self, user: FakeUser, timeout: float = 5.0) -> SlackMessage:
+    async def next_ephemeral(self, user: SlackUser, timeout: float = 5.0) -> SlackMessage:
         """Wait for the next message only this user sees: chat.postEphemeral, an ephemeral
         response_url post or an ack's body, or a replacement of one of those."""
         return await self._wait(f"ephemeral:{user.id}", timeout, f"ephemeral for {user.id}")
@@ -203,7 +243,7 @@ class FakeSlack:
     async def assert_no_message(self, where: Where, within: float = 0.3) -> None:
         """Fail if anything is posted in a channel or to a user (ephemeral or DM) in time."""
         streams = [self._stream(where)]
-        if isinstance(where, FakeUser):
+        if isinstance(where, SlackUser):
             streams.append(f"ephemeral:{where.id}")
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
@@ -216,7 +256,7 @@ class FakeSlack:
         """Return the live messages of a channel or a user's DM, oldest first."""
         return self.state.messages(self._stream(where))
 
-    def ephemerals(self, user: FakeUser) -> list[SlackMessage]:
+    def ephemerals(self, user: SlackUser) -> list[SlackMessage]:
         """Return the live ephemeral messages a user sees, oldest first."""
         return self.state.messages(f"ephemeral:{user.id}")
 
@@ -228,18 +268,18 @@ class FakeSlack:
         """Return a message as it is now (None once deleted)."""
         return self.state.current(message.channel, message.ts)
 
-    def views(self, user: FakeUser) -> list[FakeView]:
+    def views(self, user: SlackUser) -> list[FakeView]:
         """Return the modals opened for a user, oldest first (closed ones included)."""
         with self.state.lock:
             return [v for v in self.state.views.values()
                     if v.user_id == user.id and v.type == "modal"]
 
-    def open_view(self, user: FakeUser) -> FakeView | None:
+    def open_view(self, user: SlackUser) -> FakeView | None:
         """Return the user's newest modal that is still open."""
         open_ = [v for v in self.views(user) if not v.closed]
         return open_[-1] if open_ else None
 
-    async def next_view(self, user: FakeUser, timeout: float = 5.0) -> FakeView:
+    async def next_view(self, user: SlackUser, timeout: float = 5.0) -> FakeView:
         """Wait until a modal not seen by next_view before is opened for the user."""
         seen = self._seen_views
         deadline = time.monotonic() + timeout
@@ -253,13 +293,13 @@ class FakeSlack:
                                    f"recent errors: {self.recent_errors()}")
             await asyncio.sleep(POLL_STEP)
 
-    def home(self, user: FakeUser) -> FakeView | None:
+    def home(self, user: SlackUser) -> FakeView | None:
         """Return the App Home view published for a user, if any."""
         with self.state.lock:
             view_id = self.state.homes.get((user.team_id, user.id))
             return self.state.views.get(view_id) if view_id else None
 
-    async def wait_for_home(self, user: FakeUser, versions: int = 1,
+    async def wait_for_home(self, user: SlackUser, versions: int = 1,
                             timeout: float = 5.0) -> FakeView:
         """Wait until the user's App Home was published at least versions times."""
         deadline = time.monotonic() + timeout

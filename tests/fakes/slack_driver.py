@@ -30,7 +30,7 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 from .slack import FakeSlack
-from .slack_objects import Conversation, FakeUser, FakeView, FakeWorkspace, SlackMessage
+from .slack_objects import Conversation, FakeView, FakeWorkspace, SlackMessage, SlackUser
 from .slack_server import APPROVER_HEADER, DENY_HEADER, deliver_response
 from .slack_state import ApiError
 
@@ -46,6 +46,7 @@ class Delivery:
     text: str
     headers: dict[str, str]
     elapsed: float  # seconds from sending to the HTTP answer (the ack)
+    sent_at: float  # time.perf_counter() when sending began (SlackMessage.at is comparable)
     body: bytes = field(repr=False)
     content_type: str
     payload: dict[str, Any] = field(repr=False)  # what was sent, decoded
@@ -103,10 +104,10 @@ class SlackDriver:
 
     async def post(self, body: bytes, content_type: str, payload: dict[str, Any], *,
                    timestamp: int | None = None, signature: str | None = None,
-                   headers: dict[str, str] | None = None) -> Delivery:
-        """POST a body to the events URL, signed (a forged signature or an old timestamp
-        when given); return the timed answer."""
-        signed = self.sign(body, timestamp)
+                   unsigned: bool = False, headers: dict[str, str] | None = None) -> Delivery:
+        """POST a body to the events URL, signed (a forged signature, an old timestamp or
+        no signature headers at all when asked); return the timed answer."""
+        signed = {} if unsigned else self.sign(body, timestamp)
         if signature is not None:
             signed["X-Slack-Signature"] = signature
         sent = {"Content-Type": content_type, "User-Agent": USER_AGENT, **signed,
@@ -115,7 +116,7 @@ class SlackDriver:
         response = await self.client.post(self.events_url, content=body, headers=sent)
         elapsed = time.perf_counter() - started
         return Delivery(response.status_code, response.text, dict(response.headers), elapsed,
-                        body, content_type, payload)
+                        started, body, content_type, payload)
 
     async def redeliver(self, delivery: Delivery, retry_num: int = 1,
                         reason: str = "http_timeout") -> Delivery:
@@ -140,12 +141,12 @@ class SlackDriver:
         delivery.trigger_id = payload.get("trigger_id")
         return delivery
 
-    def _team(self, user: FakeUser) -> FakeWorkspace:
+    def _team(self, user: SlackUser) -> FakeWorkspace:
         return self.slack.team_of(user)
 
     # -- slash commands --------------------------------------------------------------------
 
-    async def command(self, user: FakeUser, text: str = "", command: str = "/billing", *,
+    async def command(self, user: SlackUser, text: str = "", command: str = "/billing", *,
                       channel: Conversation | None = None, **options: Any) -> Delivery:
         """Run a slash command as user (in #general unless a channel is given).
 
@@ -189,7 +190,7 @@ class SlackDriver:
 
     # -- interactivity ---------------------------------------------------------------------
 
-    def _base_payload(self, kind: str, user: FakeUser) -> dict[str, Any]:
+    def _base_payload(self, kind: str, user: SlackUser) -> dict[str, Any]:
         team = self._team(user)
         return {
             "type": kind, "user": user.payload_dict(), "api_app_id": self.slack.app_id,
@@ -198,7 +199,7 @@ class SlackDriver:
             "is_enterprise_install": False,
         }
 
-    async def press(self, user: FakeUser, where: SlackMessage | FakeView, label: str, *,
+    async def press(self, user: SlackUser, where: SlackMessage | FakeView, label: str, *,
                     value: str | None = None, selected: Any = None,
                     **options: Any) -> Delivery:
         """Press the button (or choose in the select) labelled label, or with that action_id,
@@ -222,7 +223,7 @@ class SlackDriver:
             action.update(_selection(element, selected))
         return await self.act(user, current, [action], **options)
 
-    async def act(self, user: FakeUser, where: SlackMessage | FakeView,
+    async def act(self, user: SlackUser, where: SlackMessage | FakeView,
                   actions: list[dict[str, Any]], **options: Any) -> Delivery:
         """Send a block_actions payload with any actions (forged ones too)."""
         state = self.slack.state
@@ -248,7 +249,7 @@ class SlackDriver:
                                                          (where.channel, where.ts))
         return await self._interaction(payload, **options)
 
-    async def submit(self, user: FakeUser, view: FakeView,
+    async def submit(self, user: SlackUser, view: FakeView,
                      values: dict[str, dict[str, Any]] | None = None,
                      **options: Any) -> Delivery:
         """Submit a modal with values {block_id: {action_id: value}}; apply the ack's
@@ -273,7 +274,7 @@ class SlackDriver:
                 view.closed = True
         return delivery
 
-    async def close(self, user: FakeUser, view: FakeView, **options: Any) -> Delivery:
+    async def close(self, user: SlackUser, view: FakeView, **options: Any) -> Delivery:
         """Close a modal with its X (view_closed, sent when notify_on_close is set)."""
         payload = self._base_payload("view_closed", user)
         payload["view"] = view.to_dict(self.slack.app_id, self._team(user).bot_id)
@@ -311,7 +312,7 @@ class SlackDriver:
         return await self.post(json.dumps(payload).encode(), "application/json", payload,
                                **options)
 
-    async def app_home_opened(self, user: FakeUser, **options: Any) -> Delivery:
+    async def app_home_opened(self, user: SlackUser, **options: Any) -> Delivery:
         """Tell the app the user opened its Home tab."""
         event: dict[str, Any] = {"type": "app_home_opened", "user": user.id,
                                  "channel": self.slack.dm(user).id, "tab": "home"}
@@ -326,7 +327,7 @@ class SlackDriver:
         return await self.event(team, {"type": "app_uninstalled"}, **options)
 
     async def tokens_revoked(self, team: FakeWorkspace, *, bot: bool = True,
-                             users: Sequence[FakeUser] = (), **options: Any
+                             users: Sequence[SlackUser] = (), **options: Any
                              ) -> Delivery:
         """Revoke the workspace's tokens (the bot's, and users') and tell the app."""
         tokens: dict[str, list[str]] = {"oauth": [u.id for u in users]}
@@ -335,7 +336,7 @@ class SlackDriver:
             self.slack.state.revoke_team(team.id)
         return await self.event(team, {"type": "tokens_revoked", "tokens": tokens}, **options)
 
-    async def member_joined_channel(self, user: FakeUser, channel: Conversation,
+    async def member_joined_channel(self, user: SlackUser, channel: Conversation,
                                     **options: Any) -> Delivery:
         """Add a user to a channel and tell the app."""
         self.slack.join(channel, user)
@@ -345,7 +346,7 @@ class SlackDriver:
 
     # -- OAuth (the browser's part) --------------------------------------------------------
 
-    async def install(self, user: FakeUser, *, install_path: str = "/slack/install",
+    async def install(self, user: SlackUser, *, install_path: str = "/slack/install",
                       approve: bool = True) -> httpx.Response:
         """Install the app as user does in a browser: open the install page, follow it to
         the fake's authorize page, approve (or cancel), follow back to the redirect URL.

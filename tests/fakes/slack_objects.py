@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ class FakeWorkspace:
 
 
 @dataclass
-class FakeUser:
+class SlackUser:
     """A member of a workspace, with the flags users.info reports; change them freely."""
 
     id: str
@@ -106,6 +107,7 @@ class SlackMessage:
     deleted: bool = False
     team_id: str = ""
     params: dict[str, Any] = field(default_factory=dict, compare=False)
+    at: float = field(default_factory=time.perf_counter, compare=False)  # when it arrived
 
     @property
     def stream(self) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 
 from .slack_objects import (
     Conversation,
-    FakeUser,
     FakeView,
     FakeWorkspace,
     SlackMessage,
+    SlackUser,
 )
 
 # A trigger_id may open one modal within 3 seconds of the interaction
@@ -32,7 +32,7 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60
 # Access tokens expire 12 hours after issue with token rotation on
 # (https://docs.slack.dev/authentication/using-token-rotation).
-TOKEN_LIFETIME = 12 * 60 * 60
+TOKEN_LIFETIME = 12 * 60 * 60.0
 CODE_TTL = 10 * 60
 
 
@@ -158,8 +158,9 @@ class SlackState:
         self.redirect_uri: str | None = None
         self.clock_offset = 0.0
         self.trigger_ttl = TRIGGER_TTL
+        self.token_lifetime = TOKEN_LIFETIME
         self.workspaces: dict[str, FakeWorkspace] = {}
-        self.users: dict[str, FakeUser] = {}
+        self.users: dict[str, SlackUser] = {}
         self.conversations: dict[str, Conversation] = {}
         self.dms: dict[tuple[str, str], str] = {}  # (team, user) -> D…
         self.tokens: dict[str, Token] = {}
@@ -204,7 +205,7 @@ class SlackState:
         prefix = {"bot": "xoxb", "user": "xoxp", "refresh": "xoxe-1"}[kind]
         value = f"{prefix}-{team_id[1:]}-{user_id[1:]}-{secrets.token_hex(12)}"
         expires = (
-            self.now() + TOKEN_LIFETIME if self.token_rotation and kind != "refresh" else None
+            self.now() + self.token_lifetime if self.token_rotation and kind != "refresh" else None
         )
         token = Token(value, team_id, kind, user_id, scope, expires)
         with self.lock:
@@ -321,7 +322,7 @@ class SlackState:
             raise ApiError("channel_not_found")
         return conversation
 
-    def user(self, user_id: str, team_id: str) -> FakeUser:
+    def user(self, user_id: str, team_id: str) -> SlackUser:
         """Return a user of a team, or raise user_not_found."""
         with self.lock:
             user = self.users.get(user_id)

@@ -167,13 +167,13 @@ async def test_views_need_a_fresh_trigger(
     App Home is kept per user."""
     web, team = client
     ada = slack.user(team, "ada")
-    trigger = slack.state.new_trigger(team.id, ada.id)
+    trigger = slack.trigger(ada)
     opened = (await web.views_open(trigger_id=trigger, view=SEATS_MODAL))["view"]
     assert (await slack.next_view(ada)).id == opened["id"]
     for bad, error in ((trigger, "exchanged_trigger_id"), ("1.2.3", "invalid_trigger_id")):
         with pytest.raises(SlackApiError, match=error):
             await web.views_open(trigger_id=bad, view=SEATS_MODAL)
-    late = slack.state.new_trigger(team.id, ada.id)
+    late = slack.trigger(ada)
     slack.advance(3.5)
     with pytest.raises(SlackApiError, match="expired_trigger_id"):
         await web.views_open(trigger_id=late, view=SEATS_MODAL)
@@ -196,7 +196,7 @@ async def test_oauth_with_token_rotation() -> None:
     with FakeSlack(token_rotation=True) as slack:
         team = slack.workspace("acme", install=False)
         ada = slack.user(team, "ada", is_owner=True)
-        slack.state.redirect_uri = "http://127.0.0.1:9/slack/oauth_redirect"
+        slack.redirect_uri = "http://127.0.0.1:9/slack/oauth_redirect"
         async with httpx.AsyncClient() as browser:
             page = await browser.get(slack.oauth_base, params={
                 "client_id": slack.client_id, "scope": "commands,chat:write", "state": "s1"},
@@ -335,14 +335,13 @@ async def test_response_url_takes_five_posts_in_30_minutes(slack: FakeSlack) -> 
     """A response_url takes 5 posts; a sixth, or one after 30 minutes, is refused."""
     team = slack.workspace("acme")
     ada = slack.user(team, "ada")
-    state = slack.state
-    url = state.new_response_url(team.id, team.general, ada.id)
+    url = slack.response_url(ada)
     async with httpx.AsyncClient() as http:
         answers = [(await http.post(url, json={"text": f"n{i}"})).status_code for i in range(6)]
-        late = state.new_response_url(team.id, team.general, ada.id)
+        late = slack.response_url(ada)
         slack.advance(30 * 60 + 1)
         expired = await http.post(late, json={"text": "late"})
-        public = state.new_response_url(team.id, team.general, ada.id)
+        public = slack.response_url(ada)
         slack.advance(-(30 * 60 + 1))
         await http.post(public, json={"text": "for all", "response_type": "in_channel"})
     assert answers == [200] * 5 + [404]
@@ -372,7 +371,7 @@ async def test_bolt_oauth_install(slack: FakeSlack, tmp_path: Path) -> None:
     web = Starlette(routes=[Route(p, route, methods=["GET", "POST"]) for p in (
         "/slack/install", "/slack/oauth_redirect", "/slack/events")])
     async with serve(web) as base, SlackDriver(slack, base) as driver:
-        slack.state.redirect_uri = f"{base}/slack/oauth_redirect"
+        slack.redirect_uri = f"{base}/slack/oauth_redirect"
         await driver.install(owner, approve=False)  # Bolt shows its failure page
         assert slack.tokens(team) == []
         assert await store.async_find_installation(enterprise_id=None, team_id=team.id) is None
@@ -381,3 +380,62 @@ async def test_bolt_oauth_install(slack: FakeSlack, tmp_path: Path) -> None:
     installation = await store.async_find_installation(enterprise_id=None, team_id=team.id)
     assert installation is not None and installation.bot_token == team.bot_token
     assert (installation.user_id, installation.bot_user_id) == (owner.id, team.bot_user_id)
+
+
+async def test_bolt_rotates_tokens_and_forgets_uninstalled_workspaces(tmp_path: Path) -> None:
+    """With token rotation, Bolt refreshes an installation's expiring token through the
+    fake before handling a command; events are acked (url_verification echoed, retries
+    carry their headers); app_uninstalled makes Bolt delete the installation."""
+    store = FileInstallationStore(base_dir=str(tmp_path / "installations"))
+    with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
+        team = slack.workspace("acme", install=False)
+        owner = slack.user(team, "olga", is_owner=True)
+        settings = AsyncOAuthSettings(
+            client_id=slack.client_id, client_secret=slack.client_secret,
+            scopes=["commands", "chat:write"], authorization_url=slack.oauth_base,
+            installation_store=store, state_store=FileOAuthStateStore(
+                expiration_seconds=600, base_dir=str(tmp_path / "s")))
+        # installation_store given to AsyncApp too: the authorize that AsyncOAuthSettings
+        # builds rotates tokens with a default AsyncWebClient (slack.com), while AsyncApp's
+        # own uses its client and so SLACK_API_BASE (slack_bolt/oauth/async_oauth_settings.py)
+        app = AsyncApp(signing_secret=slack.signing_secret, oauth_settings=settings,
+                       installation_store=store, client=AsyncWebClient(base_url=slack.api_base))
+        app.enable_token_revocation_listeners()
+        homes: list[str] = []
+
+        @app.command("/billing")
+        async def billing(ack: Any, respond: Any) -> None:
+            await ack()
+            await respond(text="Team plan")
+
+        @app.event("app_home_opened")
+        async def home(event: dict[str, Any]) -> None:
+            homes.append(event["user"])
+
+        handler = AsyncSlackRequestHandler(app)
+
+        async def route(request: Request) -> Response:
+            return await handler.handle(request)
+
+        web = Starlette(routes=[Route(p, route, methods=["GET", "POST"]) for p in (
+            "/slack/install", "/slack/oauth_redirect", "/slack/events")])
+        async with serve(web) as base, SlackDriver(slack, base) as driver:
+            slack.redirect_uri = f"{base}/slack/oauth_redirect"
+            assert (await driver.install(owner)).status_code == 200
+            first_token = team.bot_token
+            assert (await driver.command(owner)).status == 200
+            assert (await slack.next_ephemeral(owner)).text == "Team plan"
+            refreshes = [c for c in slack.calls("oauth.v2.access")
+                         if c.get("grant_type") == "refresh_token"]
+            assert len(refreshes) == 1 and team.bot_token != first_token
+
+            challenge = await driver.url_verification("abc123")
+            assert (challenge.status, challenge.json()) == (200, {"challenge": "abc123"})
+            opened = await driver.app_home_opened(owner, event_id="Ev0HOME")
+            again = await driver.redeliver(opened, retry_num=1)
+            assert (opened.status, again.status, again.payload["event_id"]) == (
+                200, 200, "Ev0HOME")
+            assert (await driver.app_uninstalled(team)).status == 200
+            assert (await driver.command(owner, unsigned=True)).status == 401
+    assert homes == [owner.id, owner.id]  # Bolt does not deduplicate retries itself
+    assert await store.async_find_installation(enterprise_id=None, team_id=team.id) is None
