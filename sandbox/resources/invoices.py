@@ -201,7 +201,21 @@ def build_invoice(
         "webhooks_delivered_at": None,
     }
     apply_discounts(store, invoice, sub, store.now() if discount_at is None else discount_at)
+    apply_balance(invoice, int(customer.get("balance") or 0))
     return invoice
+
+
+def apply_balance(invoice: Obj, balance: int) -> int:
+    """Apply the customer's invoice balance; return the balance left after this invoice.
+
+    docs.stripe.com/billing/customer/balance: the balance "automatically applies toward the
+    next invoice finalized"; a downgrade's prorations can leave a credit (a negative total
+    becomes credit, negative balance) that reduces the next invoice's amount due.
+    """
+    net = invoice["total"] + balance
+    invoice["starting_balance"] = balance
+    invoice["amount_due"] = invoice["amount_remaining"] = max(net, 0)
+    return min(net, 0)
 
 
 def issue(store: Store, invoice: Obj, sub: Obj | None, auto_finalize: bool = True) -> Obj:
@@ -218,6 +232,12 @@ def finalize(store: Store, invoice: Obj) -> Obj:
     """Finalize a draft: number it, open it, give it hosted links (invoice.finalized)."""
     customer = store.objects[invoice["customer"]]
     now = store.now()
+    balance = int(customer.get("balance") or 0)
+    invoice["ending_balance"] = left = apply_balance(invoice, balance)
+    if left != balance:
+        before = snapshot(customer)
+        customer["balance"] = left
+        emit(store, "customer.updated", customer, before)
     invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
     customer["next_invoice_sequence"] += 1
     invoice["status"] = "open"

@@ -132,9 +132,13 @@ async def test_two_changes_pile_up_on_the_next_invoice(
 async def test_removed_seats_credit_the_next_invoice(
     client: stripe.StripeClient, sandbox: Sandbox
 ) -> None:
-    """Fewer seats with create_prorations: the unused time is credited on the next invoice.
+    """Fewer seats with create_prorations: the unused time is credited on the next invoice;
+    a credit larger than that invoice is left on the customer's balance for the one after.
 
-    docs.stripe.com/billing/subscriptions/prorations ("downgrade … credit for unused time").
+    docs.stripe.com/billing/subscriptions/prorations ("downgrade … credit for unused time");
+    docs.stripe.com/billing/customer/balance ("Prorations from downgrading a subscription can
+    indirectly create credits to reduce the amount due on the next invoice"; the balance
+    "automatically applies toward the next invoice finalized").
     """
     sub = await _team(client, 6)
     sandbox.advance_time(15 * DAY)
@@ -148,6 +152,17 @@ async def test_removed_seats_credit_the_next_invoice(
     updated = await client.v1.subscriptions.update_async(sub.id, change)
     assert updated["items"].data[0].quantity == 2
     assert len(await _invoices(client, sub)) == 1
+
+    end = updated["items"].data[0].current_period_end
+    sandbox.advance_time(end - sandbox.now() + 60)
+    renewed = await client.v1.subscriptions.retrieve_async(sub.id, {"expand": ["latest_invoice"]})
+    invoice = renewed.latest_invoice
+    assert (invoice.total, invoice.amount_due, invoice.status) == (preview.total, 0, "paid")
+    customer = await client.v1.customers.retrieve_async(str(sub.customer))
+    assert customer.balance == invoice.ending_balance == preview.total < 0
+    following = await client.v1.invoices.create_preview_async({"subscription": sub.id})
+    assert following.starting_balance == customer.balance
+    assert following.amount_due == 2 * SEAT + customer.balance
 
 
 async def test_always_invoice_bills_the_seats_now(
