@@ -212,7 +212,7 @@ def apply_balance(invoice: Obj, balance: int) -> int:
     next invoice finalized"; a downgrade's prorations can leave a credit (a negative total
     becomes credit, negative balance) that reduces the next invoice's amount due.
     """
-    net = invoice["total"] + balance
+    net = int(invoice["total"]) + balance
     invoice["starting_balance"] = balance
     invoice["amount_due"] = invoice["amount_remaining"] = max(net, 0)
     return min(net, 0)
