@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -162,7 +163,7 @@ def _answer(state: SlackState, url: str, body: dict[str, Any], status: int,
             error: str | None) -> PlainTextResponse | JSONResponse:
     """Record a response_url post and answer it."""
     with state.lock:
-        state.response_posts.append(ResponsePost(url, body, status, state.now()))
+        state.response_posts.append(ResponsePost(url, body, status, time.perf_counter()))
     if error is not None:
         return PlainTextResponse(error, status_code=status)
     return JSONResponse({"ok": True})

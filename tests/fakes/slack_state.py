@@ -90,7 +90,7 @@ class ResponseTarget:
 
 @dataclass(frozen=True)
 class ResponsePost:
-    """One POST to a response_url, as it arrived."""
+    """One POST to a response_url, as it arrived (at: time.perf_counter())."""
 
     url: str
     body: dict[str, Any]

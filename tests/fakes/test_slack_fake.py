@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -439,3 +440,103 @@ async def test_bolt_rotates_tokens_and_forgets_uninstalled_workspaces(tmp_path: 
             assert (await driver.command(owner, unsigned=True)).status == 401
     assert homes == [owner.id, owner.id]  # Bolt does not deduplicate retries itself
     assert await store.async_find_installation(enterprise_id=None, team_id=team.id) is None
+
+
+PICKER_MODAL = {
+    "type": "modal", "callback_id": "assign", "notify_on_close": True,
+    "title": {"type": "plain_text", "text": "Assign a seat"},
+    "submit": {"type": "plain_text", "text": "Assign"},
+    "blocks": [
+        {"type": "input", "block_id": "who", "label": {"type": "plain_text", "text": "Member"},
+         "element": {"type": "users_select", "action_id": "user"}},
+        {"type": "input", "block_id": "plan", "label": {"type": "plain_text", "text": "Plan"},
+         "element": {"type": "static_select", "action_id": "choice", "options": [
+             {"text": {"type": "plain_text", "text": "Monthly"}, "value": "month"},
+             {"text": {"type": "plain_text", "text": "Yearly"}, "value": "year"}]}},
+    ],
+}
+
+
+async def test_interaction_payloads_have_slacks_shape(
+        slack: FakeSlack, client: tuple[AsyncWebClient, FakeWorkspace]) -> None:
+    """block_actions from a message and from a view, view_submission values shaped by each
+    input's type, view_closed and event envelopes carry the fields Slack sends."""
+    web, team = client
+    ada, bob = slack.user(team, "ada", is_admin=True), slack.user(team, "bob")
+    received: list[dict[str, Any]] = []
+
+    async def events(request: Request) -> Response:
+        body = (await request.body()).decode()
+        payload = httpx.QueryParams(body).get("payload")  # Starlette's form() needs multipart
+        received.append(json.loads(payload) if payload else json.loads(body))
+        return Response()
+
+    posted = await web.chat_postMessage(channel=ada.id, text="plan", blocks=BUTTONS)
+    message = (await slack.next_message(ada))
+    assert message.ts == posted["ts"]
+    opened = await web.views_open(trigger_id=slack.trigger(ada), view=PICKER_MODAL)
+    modal = await slack.next_view(ada)
+    assert modal.id == opened["view"]["id"]
+    web_app = Starlette(routes=[Route("/slack/events", events, methods=["POST"])])
+    async with serve(web_app) as base, SlackDriver(slack, base) as driver:
+        await driver.press(ada, message, "Add seats", value="T-forged")
+        await driver.submit(ada, modal, {"who": {"user": bob}, "plan": {"choice": "Yearly"}})
+        await driver.close(ada, modal)
+        await driver.member_joined_channel(bob, slack.channel(team, "billing"))
+    press, submission, closed, joined = received
+    assert (press["type"], press["user"]["id"], press["team"]["id"]) == (
+        "block_actions", ada.id, team.id)
+    assert press["container"] == {"type": "message", "message_ts": message.ts,
+                                  "channel_id": message.channel, "is_ephemeral": False}
+    assert press["message"]["ts"] == message.ts and press["channel"]["id"] == message.channel
+    assert press["actions"][0] | {"action_ts": "x"} == {
+        "action_id": "seats:add", "block_id": "seats", "type": "button", "value": "T-forged",
+        "text": {"type": "plain_text", "text": "Add seats"}, "action_ts": "x"}
+    assert press["response_url"].startswith(slack.url or "") and press["trigger_id"]
+    assert submission["view"]["callback_id"] == "assign"
+    assert submission["view"]["state"]["values"] == {
+        "who": {"user": {"type": "users_select", "selected_user": bob.id}},
+        "plan": {"choice": {"type": "static_select", "selected_option": {
+            "text": {"type": "plain_text", "text": "Yearly"}, "value": "year"}}}}
+    assert (closed["type"], closed["view"]["id"], modal.closed) == ("view_closed", modal.id, True)
+    assert joined["type"] == "event_callback" and joined["event"]["type"] == "member_joined_channel"
+    assert joined["authorizations"][0]["user_id"] == team.bot_user_id
+    assert joined["event_id"].startswith("Ev") and joined["api_app_id"] == slack.app_id
+
+
+async def test_block_kit_limits(
+        slack: FakeSlack, client: tuple[AsyncWebClient, FakeWorkspace]) -> None:
+    """Messages and modals beyond Block Kit's limits are refused; the largest allowed pass."""
+    web, team = client
+    ada = slack.user(team, "ada")
+
+    def button(number: int, action_id: str | None = None) -> dict[str, Any]:
+        return {"type": "button", "action_id": action_id or f"a{number}",
+                "text": {"type": "plain_text", "text": f"B{number}"}}
+
+    def actions(count: int) -> list[dict[str, Any]]:
+        return [{"type": "actions", "elements": [button(n) for n in range(count)]}]
+
+    largest = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3000}}] * 1 + [
+        {"type": "divider"}] * 49
+    await web.chat_postMessage(channel=team.general, text="ok", blocks=largest)
+    await web.chat_postMessage(channel=team.general, text="ok", blocks=actions(25))
+    refused = [
+        actions(26),
+        [{"type": "actions", "elements": [button(1, "x" * 256)]}],
+        [{"type": "actions", "elements": [button(1, "same"), button(2, "same")]}],
+        [{"type": "header", "text": {"type": "mrkdwn", "text": "*no*"}}],
+        [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
+        [{"type": "section", "block_id": "b", "text": {"type": "mrkdwn", "text": "1"}},
+         {"type": "section", "block_id": "b", "text": {"type": "mrkdwn", "text": "2"}}],
+    ]
+    for blocks in refused:
+        with pytest.raises(SlackApiError, match="invalid_blocks") as caught:
+            await web.chat_postMessage(channel=team.general, text="x", blocks=blocks)
+        assert caught.value.response["response_metadata"]["messages"]
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        long_title = {**SEATS_MODAL, "title": {"type": "plain_text", "text": "t" * 25}}
+        await web.views_open(trigger_id=slack.trigger(ada), view=long_title)
+    with pytest.warns(UserWarning, match="text"), pytest.raises(SlackApiError, match="no_text"):
+        await web.chat_postMessage(channel=team.general, text="")
+    assert len(slack.messages(team.general)) == 2
