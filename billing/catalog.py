@@ -186,6 +186,10 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         raise CatalogError("[[plans]]: plan keys must be unique")
     team, changes = _table(data, "team"), _table(data, "changes")
     cancel, notices = _table(data, "cancel"), _table(data, "notices")
+    min_seats = _int(team, "min_seats", "[team]", 1)
+    max_seats = _int(team, "max_seats", "[team]", 500)
+    if min_seats < 1 or max_seats < min_seats:
+        raise CatalogError("[team]: expected 1 <= min_seats <= max_seats")
     downgrade = changes.get("downgrade", "period_end")
     if downgrade not in ("now", "period_end"):
         raise CatalogError("[changes].downgrade: expected 'now' or 'period_end'")
@@ -197,8 +201,8 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
             accent_color=_str(business, "accent_color", "[business]", required=False)),
         plans=plans,
         team_prices=_str_list(team, "prices", "[team]"),
-        min_seats=_int(team, "min_seats", "[team]", 1),
-        max_seats=_int(team, "max_seats", "[team]", 500),
+        min_seats=min_seats,
+        max_seats=max_seats,
         downgrade=downgrade,
         save_coupon=_str(cancel, "save_coupon", "[cancel]", required=False),
         pause_days=_int_list(cancel, "pause_days", "[cancel]", ()),

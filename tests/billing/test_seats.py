@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from billing import seats
-from billing.errors import NoSubscription
+from billing.catalog import parse_catalog
+from billing.errors import CatalogError, NoSubscription
 from billing.seats import (
     BadReference,
     BelowAssigned,
@@ -207,3 +208,13 @@ async def test_a_customer_without_a_team_plan(shop: Shop) -> None:
         with pytest.raises(NoTeamPlan):
             await seats.confirm_seats(shop.billing, customer_id=customer, seats=2,
                                       proration_date=shop.sandbox.now(), amount=0)
+
+
+@pytest.mark.parametrize("team", [{"min_seats": 0}, {"min_seats": 5, "max_seats": 4}])
+def test_catalog_refuses_an_empty_seat_range(team: dict[str, int]) -> None:
+    """[team] needs at least one seat and min_seats <= max_seats."""
+    data = {"business": {"name": "Acme"},
+            "plans": [{"key": "basic", "name": "Basic", "prices": ["basic_monthly"]}],
+            "team": {"prices": ["team_seat_monthly"], **team}}
+    with pytest.raises(CatalogError, match=r"\[team\]"):
+        parse_catalog(data)
