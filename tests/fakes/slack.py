@@ -208,6 +208,17 @@ class FakeSlack:
     def redirect_uri(self, url: str | None) -> None:
         self.state.redirect_uri = url
 
+    @property
+    def workspaces(self) -> list[FakeWorkspace]:
+        """Return every workspace, in creation order."""
+        with self.state.lock:
+            return list(self.state.workspaces.values())
+
+    def members(self, team: FakeWorkspace) -> list[SlackUser]:
+        """Return the users of a workspace, in creation order."""
+        with self.state.lock:
+            return [u for u in self.state.users.values() if u.team_id == team.id]
+
     def team_of(self, who: SlackUser | Conversation) -> FakeWorkspace:
         """Return the workspace of a user or channel."""
         return self.state.workspaces[who.team_id]

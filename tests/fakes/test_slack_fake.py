@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -540,3 +542,40 @@ async def test_block_kit_limits(
     with pytest.warns(UserWarning, match="text"), pytest.raises(SlackApiError, match="no_text"):
         await web.chat_postMessage(channel=team.general, text="")
     assert len(slack.messages(team.general)) == 2
+
+
+async def test_many_commands_at_once_are_each_answered_once() -> None:
+    """Commands from many users of several workspaces, sent at once, are each acked and
+    answered exactly once through their own response_url; each ack is timed."""
+    with FakeSlack() as slack:
+        teams = [slack.workspace(f"team{n}") for n in range(3)]
+        users = [slack.user(team, f"u{n}") for team in teams for n in range(4)]
+        web = AsyncWebClient(base_url=slack.api_base)
+
+        async def authorize(enterprise_id: Any, team_id: str, logger: Any) -> AuthorizeResult:
+            team = next(t for t in teams if t.id == team_id)
+            return AuthorizeResult(enterprise_id=None, team_id=team_id,
+                                   bot_token=team.bot_token, bot_user_id=team.bot_user_id)
+
+        app = AsyncApp(client=web, signing_secret=slack.signing_secret, authorize=authorize)
+
+        @app.command("/billing")
+        async def billing(ack: Any, respond: Any, command: dict[str, Any]) -> None:
+            await ack()
+            await respond(text=f"hello {command['text']}")
+
+        handler = AsyncSlackRequestHandler(app)
+
+        async def events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        web_app = Starlette(routes=[Route("/slack/events", events, methods=["POST"])])
+        async with serve(web_app) as base, SlackDriver(slack, base) as driver:
+            sent = await asyncio.gather(*(driver.command(users[n % len(users)], str(n))
+                                          for n in range(36)))
+            replies = [await slack.next_ephemeral(users[n % len(users)]) for n in range(36)]
+    assert {d.status for d in sent} == {200} and all(0 < d.elapsed < 3 for d in sent)
+    assert sorted(r.text for r in replies) == sorted(f"hello {n}" for n in range(36))
+    assert all(len(slack.responses(d.response_url)) == 1 for d in sent)
+    by_text = {f"hello {n}": delivery for n, delivery in enumerate(sent)}
+    assert all(reply.at > by_text[reply.text].sent_at for reply in replies)
