@@ -4,10 +4,11 @@ Every request is what Slack sends to the app's Request URL: a form or JSON body,
 with the signing secret (X-Slack-Signature ``v0=`` HMAC-SHA256 of ``v0:{ts}:{body}``,
 X-Slack-Request-Timestamp; https://docs.slack.dev/authentication/verifying-requests-from-slack,
 made with slack_sdk's own SignatureVerifier.generate_signature). Each delivery is timed from
-the first byte sent to the HTTP answer: Slack wants that ack within 3 seconds.
+sending to the HTTP answer: Slack wants that ack within 3 seconds
+(https://docs.slack.dev/interactivity/handling-user-interaction/).
 
     async with SlackDriver(slack, "http://127.0.0.1:PORT") as driver:
-        sent = await driver.command(admin, "/billing")
+        sent = await driver.command(admin)             # "/billing" with no text
         reply = await slack.next_ephemeral(admin)
         await driver.press(admin, reply, "Add seats")
         modal = await slack.next_view(admin)
@@ -52,6 +53,13 @@ class Delivery:
     payload: dict[str, Any] = field(repr=False)  # what was sent, decoded
     response_url: str | None = None
     trigger_id: str | None = None
+    ack_error: str | None = None  # why Slack would not show the ack's message body
+
+    @property
+    def late(self) -> bool:
+        """Tell whether the ack took longer than Slack's 3 seconds (Slack would show the
+        user an error and, for events, retry)."""
+        return self.elapsed > 3.0
 
     def json(self) -> Any:
         """Return the answer's JSON body (None when it is empty or not JSON)."""
@@ -186,7 +194,7 @@ class SlackDriver:
         try:
             deliver_response(self.slack.state, team_id, channel, user, original, body)
         except ApiError as error:
-            delivery.headers["x-fake-slack-ack-error"] = error.error
+            delivery.ack_error = error.error
 
     # -- interactivity ---------------------------------------------------------------------
 

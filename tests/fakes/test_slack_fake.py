@@ -256,7 +256,7 @@ async def test_driver_signs_as_slack() -> None:
             await driver.command(ada, signature="v0=" + "0" * 64)
             await driver.command(ada, timestamp=int(time.time()) - 301)
             retried = await driver.redeliver(await driver.app_home_opened(ada), retry_num=2)
-    assert sent.status == 200 and 0 < sent.elapsed < 3
+    assert sent.status == 200 and 0 < sent.elapsed and not sent.late
     assert [verifier.is_valid_request(body, headers) for body, headers in seen] == [
         True, False, False, True, True]
     form = httpx.QueryParams(seen[0][0].decode())
