@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -176,23 +177,37 @@ async def test_moved_amount_returns_a_fresh_preview(shop: Shop) -> None:
     assert shop.subscription(customer)["items"]["data"][0]["quantity"] == 2
 
 
-async def test_double_confirm_changes_once(shop: Shop) -> None:
-    """Two confirms of one preview at once (two admins, a double tap) change the seats once."""
+async def test_double_confirm_changes_once(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two confirms of one preview (two admins, a double tap) send one idempotency key: the
+    seats change once; a confirm arriving after the change finds the seats already there."""
     customer = await _team(shop, 2)
     await shop.advance(3 * DAY)
     preview = await seats.preview_seats(shop.billing, customer_id=customer, seats=4,
                                         assigned=1)
-    args = dict(customer_id=customer, seats=4, proration_date=preview.proration_date,
-                amount=preview.prorated)
-    first, second = await asyncio.gather(
-        seats.confirm_seats(shop.billing, **args),  # type: ignore[arg-type]
-        seats.confirm_seats(shop.billing, **args))  # type: ignore[arg-type]
+    gateway = shop.billing.gateway
+    both_checked = asyncio.Barrier(2)
+    real = gateway.change_quantity
+
+    async def together(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        await both_checked.wait()  # both confirms passed their checks: both send the update
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(gateway, "change_quantity", together)
+    args: dict[str, Any] = dict(customer_id=customer, seats=4,
+                                proration_date=preview.proration_date, amount=preview.prorated)
+    async with asyncio.timeout(20):
+        first, second = await asyncio.gather(seats.confirm_seats(shop.billing, **args),
+                                             seats.confirm_seats(shop.billing, **args))
     assert first.outcome == second.outcome == "applied"
     sub_id = preview.subscription_id
+    keys = [k for (_, k), stored in shop.sandbox.store.idempotency.items()
+            if stored.body.get("id") == sub_id]
+    assert len(keys) == 1  # both updates sent one key: Stripe replayed the first answer
     assert _quantity_updates(shop, sub_id) == 1
     assert len(shop.sandbox.store.pending_items[sub_id]) == 2  # one credit, one charge
-    with pytest.raises(SameSeats):  # a later tap finds the seats already there
-        await seats.confirm_seats(shop.billing, **args)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    with pytest.raises(SameSeats):
+        await seats.confirm_seats(shop.billing, **args)
     assert _quantity_updates(shop, sub_id) == 1
 
 
