@@ -95,7 +95,10 @@ def build_app(state: SlackState) -> Starlette:
             token = None if method in CLIENT_AUTH else state.check_token(token_value)
             team_id = token.team_id if token else None
             if team_id is not None:
-                state.throttle(method, team_id, params.get("channel"))
+                channel = params.get("channel")
+                with state.lock:  # a user id is their DM: one channel, one limit
+                    channel = state.dms.get((team_id, str(channel)), channel)
+                state.throttle(method, team_id, channel)
             result = handler(state, token, params)
         except ApiError as error:
             state.log(method, params, team_id, error.status, error.error)

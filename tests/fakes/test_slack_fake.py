@@ -158,8 +158,8 @@ async def test_rate_limits_and_server_errors_are_retried_by_slack_sdk(
         headers = {"Authorization": f"Bearer {team.bot_token}"}
         answers = [await raw.post(f"{slack.api_base}chat.postMessage", headers=headers,
                                   json={"channel": channel, "text": "x"})
-                   for channel in (team.general, team.general, ada.id)]
-    assert [a.status_code for a in answers] == [200, 429, 200]
+                   for channel in (team.general, team.general, ada.id, slack.dm(ada).id)]
+    assert [a.status_code for a in answers] == [200, 429, 200, 429]
     assert answers[1].headers["retry-after"] == "1"
     assert answers[1].json() == {"ok": False, "error": "ratelimited"}
 
