@@ -10,7 +10,7 @@ import pytest
 
 from billing import seats
 from billing.catalog import parse_catalog
-from billing.errors import CatalogError, NoSubscription
+from billing.errors import CatalogError, NoSubscription, RateLimited
 from billing.seats import (
     BadReference,
     BelowAssigned,
@@ -209,6 +209,23 @@ async def test_double_confirm_changes_once(shop: Shop, monkeypatch: pytest.Monke
     with pytest.raises(SameSeats):
         await seats.confirm_seats(shop.billing, **args)
     assert _quantity_updates(shop, sub_id) == 1
+
+
+async def test_past_stripes_quantity_limit_nothing_changes(shop: Shop) -> None:
+    """Past Stripe's 200 quantity updates an hour, a confirm raises RateLimited; seats stay."""
+    customer = await _team(shop, 2)
+    sub = shop.subscription(customer)
+    item_id = sub["items"]["data"][0]["id"]
+    for n in range(200):  # a very busy hour of seat changes
+        await shop.billing.gateway.change_quantity(
+            sub["id"], item_id=item_id, quantity=3 + n % 2, proration_date=shop.sandbox.now(),
+            key=f"busy-{n}")
+    preview = await seats.preview_seats(shop.billing, customer_id=customer, seats=9,
+                                        assigned=0)
+    with pytest.raises(RateLimited):
+        await seats.confirm_seats(shop.billing, customer_id=customer, seats=9,
+                                  proration_date=preview.proration_date, amount=preview.prorated)
+    assert shop.subscription(customer)["items"]["data"][0]["quantity"] == 4
 
 
 async def test_a_customer_without_a_team_plan(shop: Shop) -> None:
