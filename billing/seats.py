@@ -202,6 +202,17 @@ async def preview_seats(billing: Billing, *, customer_id: str, seats: int, assig
     return await _preview(billing, subscription, seats, proration_date)
 
 
+async def seat_to_buy(billing: Billing, *, customer_id: str,
+                      assigned: int) -> SeatPreview | None:
+    """Return the preview of buying one more seat, or None while a purchased seat is free."""
+    subscription = await _team_subscription(billing, customer_id)
+    purchased = int(item(subscription).get("quantity") or 0)
+    if assigned < purchased:
+        return None
+    check_seats(billing, purchased + 1, assigned=assigned)
+    return await _preview(billing, subscription, purchased + 1, None)
+
+
 async def confirm_seats(billing: Billing, *, customer_id: str, seats: int, proration_date: int,
                         amount: int, assigned: int = 0) -> SeatChange:
     """Apply exactly the previewed seat change, or return a fresh preview if `amount` moved.

@@ -228,6 +228,19 @@ async def test_past_stripes_quantity_limit_nothing_changes(shop: Shop) -> None:
     assert shop.subscription(customer)["items"]["data"][0]["quantity"] == 4
 
 
+async def test_a_seat_to_buy_only_when_none_is_free(shop: Shop) -> None:
+    """A seat request needs a purchase only when every seat is assigned; at max_seats none can
+    be bought."""
+    customer = await _team(shop, 3)
+    assert await seats.seat_to_buy(shop.billing, customer_id=customer, assigned=2) is None
+    one_more = await seats.seat_to_buy(shop.billing, customer_id=customer, assigned=3)
+    assert one_more is not None
+    assert (one_more.current_seats, one_more.seats, one_more.per_period) == (3, 4, 4 * SEAT)
+    shop.billing.catalog = dataclasses.replace(shop.billing.catalog, max_seats=3)
+    with pytest.raises(SeatsOutOfRange):
+        await seats.seat_to_buy(shop.billing, customer_id=customer, assigned=3)
+
+
 async def test_a_customer_without_a_team_plan(shop: Shop) -> None:
     """A customer with no subscription, or only a personal plan, has no team plan."""
     personal = shop.customer(plan="pro_monthly")
