@@ -182,7 +182,8 @@ async def _preview(billing: Billing, subscription: dict[str, Any], seats: int,
         subscription["id"], item_id=first["id"], quantity=seats, proration_date=proration_date)
     prorations = [ln for ln in invoice["lines"]["data"] if _is_proration(ln)]
     # Without a date, Stripe prorates from its own now: where this change's lines start.
-    # (Earlier changes' lines, still pending for the next invoice, start before it.)
+    # (Earlier changes' lines, still pending for the next invoice, start before it.) With
+    # no line at all there is no time left to prorate: any date in the period serves.
     date = proration_date or max(
         (int(ln["period"]["start"]) for ln in prorations),
         default=max(int(time.time()), int(first["current_period_start"])))
