@@ -20,6 +20,7 @@ from billing.migrate import upgrade
 from bot.logs import configure_logging
 from bot.runtime import build_billing, make_gateway, secret
 from bot.settings import Settings, SettingsError, load_settings
+from bot.telegram_app import TelegramApp
 from handlers.formatting import money
 
 
@@ -99,8 +100,8 @@ async def _link(args: argparse.Namespace) -> None:
     finally:
         await billing.gateway.close()
         await billing.db.close()
-    username = await _bot_username(settings)
-    print(f"https://t.me/{username}?start={minted.token}" if username else minted.token)
+    url = TelegramApp(await _bot_username(settings)).link_url(minted.token)
+    print(url or minted.token)
     print(f"expires {minted.expires_at:%Y-%m-%d %H:%M} UTC, single use", file=sys.stderr)
 
 

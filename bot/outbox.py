@@ -51,7 +51,6 @@ from billing.models import utcnow
 from billing.services import Billing
 from bot.pacing import Pace
 from handlers.context import Actor
-from handlers.notices import render_for
 from handlers.portal import Portal
 from handlers.replies import Reply
 
@@ -385,10 +384,8 @@ class Outbox:
         """Render a notice in its recipient's language and time zone."""
         actor = Actor(channel=notice.channel, user_id=notice.user_id, chat_id=notice.chat_id,
                       private=True)
-        return render_for(self.portal.billing, actor=actor, kind=notice.kind,
-                          params=notice.params, locale=notice.locale, zone=notice.timezone,
-                          default_locale=self.portal.default_locale,
-                          bot_username=self.portal.bot_username)
+        return self.portal.render_for(actor=actor, kind=notice.kind, params=notice.params,
+                                      locale=notice.locale, zone=notice.timezone)
 
     def _outcome(self, notice: Claimed, status: str, error: str | None = None, *,
                  retry_in: float | None = None) -> Outcome:

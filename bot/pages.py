@@ -11,11 +11,11 @@ PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def chat_page(locale: str, *, business: str, headline: str, text: str,
-              bot_username: str | None) -> str:
+              chat_url: str | None) -> str:
     """Return a page in `locale`: a headline, a line, and a link back to the bot's chat."""
     opener = translate(locale, N_("Open the chat"))
-    link = (f'<p><a href="https://t.me/{escape(bot_username)}">{escape(opener)}</a></p>'
-            if bot_username else "")
+    link = (f'<p><a href="{escape(chat_url)}">{escape(opener)}</a></p>'
+            if chat_url else "")
     return (f"<!doctype html><html lang='{escape(locale)}'><head><meta charset='utf-8'>"
             f"<title>{escape(business)}</title>"
             f"<meta name='viewport' content='width=device-width'></head><body>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from html import escape
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -35,6 +34,7 @@ from handlers.i18n import N_, pick_locale, translate
 
 log = logging.getLogger(__name__)
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")  # used with fullmatch: `$` allows "\n"
+LINK_CHANNELS = ("telegram", "slack")  # where a link token may be redeemed (SPEC §5)
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -120,20 +120,12 @@ class Server:
                              *accepted_languages(request.headers.get("accept-language", "")),
                              default=self.runtime.settings.locale)
         name = self.runtime.billing.catalog.business.name
-        username = self.runtime.portal.bot_username
-        opener = translate(locale, N_("Open the chat"))
-        link = (f'<p><a href="https://t.me/{escape(username)}">{escape(opener)}</a></p>'
-                if username else "")
         canceled = request.query_params.get("canceled") == "1"
         headline = translate(locale, N_("Nothing was charged.") if canceled else N_("All done."))
         back = translate(locale, N_("You can return to the chat with {business}."),
                          business=name)
-        return HTMLResponse(
-            f"<!doctype html><html lang='{locale}'><head><meta charset='utf-8'>"
-            f"<title>{escape(name)}</title>"
-            f"<meta name='viewport' content='width=device-width'></head><body>"
-            f"<h1>{escape(headline)}</h1><p>{escape(back)}</p>{link}"
-            f"</body></html>")
+        return HTMLResponse(chat_page(locale, business=name, headline=headline, text=back,
+                                      chat_url=self.runtime.portal.chat_url()))
 
     async def card_page(self, request: Request) -> Response:
         """Open Stripe's card page for an Update card button (the portal session is made
@@ -146,7 +138,7 @@ class Server:
             return RedirectResponse(answer.url, status_code=302, headers=PRIVATE)
         return HTMLResponse(chat_page(answer.locale, headline=answer.headline, text=answer.text,
                                       business=self.runtime.billing.catalog.business.name,
-                                      bot_username=self.runtime.portal.bot_username),
+                                      chat_url=self.runtime.portal.chat_url()),
                             status_code=answer.status, headers=PRIVATE)
 
     async def link_tokens(self, request: Request) -> Response:
@@ -162,9 +154,14 @@ class Server:
         except MalformedPayload as error:
             body, why = None, str(error)
         customer = body.get("customer") if isinstance(body, dict) else None
-        if not isinstance(customer, str) or not CUSTOMER_ID.fullmatch(customer):
+        channel = body.get("channel", "telegram") if isinstance(body, dict) else None
+        if isinstance(body, dict) and channel not in LINK_CHANNELS:
+            why = "an unknown channel"
+        if channel not in LINK_CHANNELS or not isinstance(customer, str) or not (
+                CUSTOMER_ID.fullmatch(customer)):
             log.info("link token request refused: %s", why)
-            return JSONResponse({"error": "expected {\"customer\": \"cus_…\"}"}, status_code=422)
+            return JSONResponse({"error": "expected {\"customer\": \"cus_…\", \"channel\": "
+                                          "\"telegram\" or \"slack\"}"}, status_code=422)
         billing = self.runtime.billing
         try:
             async with billing.db.session() as session:
@@ -175,8 +172,7 @@ class Server:
         except StripeProblem:
             return JSONResponse({"error": "Stripe is unavailable; nothing was created"},
                                 status_code=503)
-        username = self.runtime.portal.bot_username
-        url = f"https://t.me/{username}?start={minted.token}" if username else None
+        url = self.runtime.portal.app(channel).link_url(minted.token)
         return JSONResponse({"token": minted.token, "url": url,
                              "expires_at": int(minted.expires_at.timestamp())}, status_code=201)
 

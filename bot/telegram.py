@@ -29,6 +29,7 @@ from telegram.ext import (
 from bot.outbox import Issue, Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
+from bot.telegram_app import TelegramApp
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_limiter import Limiter, OutboxSend, retry_seconds
 from bot.telegram_render import html, keyboard, send_attachment
@@ -121,7 +122,7 @@ class TelegramChannel:
     async def start(self) -> None:
         """Initialise the bot, register commands and the webhook (or start polling)."""
         await self.app.initialize()
-        self.portal.bot_username = self.app.bot.username
+        self.portal.register(TelegramApp(self.app.bot.username, self._show_menu_in))
         for locale in LOCALES:
             code = None if locale == self.settings.locale else locale
             await self.app.bot.set_my_commands(self._commands(locale), language_code=code)
@@ -228,8 +229,6 @@ class TelegramChannel:
         for reply in replies:
             if reply.private and not actor.private:
                 continue  # never a hosted link or billing detail in a group
-            if reply.menu_locale and actor.private:  # a group's menu is shared: left as is
-                await self._show_menu_in(actor.chat_id, reply.menu_locale)
             if reply.edit and edit_message_id is not None:
                 await self.app.bot.edit_message_text(
                     html(reply), chat_id=int(actor.chat_id), message_id=edit_message_id,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from billing.errors import NotLinked
 from billing.links import Link
 from billing.services import Billing
 from handlers import formatting
 from handlers.i18n import translate
+
+if TYPE_CHECKING:
+    from handlers.apps import ChatApp
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Ctx:
     billing: Billing
     locale: str
     zone: str = "UTC"
-    bot_username: str | None = None
+    app: ChatApp | None = None  # the chat app the update came from (links, private chat)
     link: Link | None = None  # the actor's link to a customer when the update arrived
     admin: bool = False  # a business admin (TELEGRAM_ADMIN_IDS): /stats and the like
 

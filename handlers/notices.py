@@ -6,10 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.services import Billing
 from handlers import menus
-from handlers.context import Actor, Ctx
-from handlers.i18n import pick_locale
+from handlers.context import Ctx
 from handlers.problems import decline_reason
 from handlers.replies import Button, Reply, rows
 
@@ -199,13 +197,3 @@ RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
 def render_notice(ctx: Ctx, kind: str, params: Params) -> Reply:
     """Render a notice of a known kind."""
     return RENDERERS[kind](ctx, params)
-
-
-def render_for(billing: Billing, *, actor: Actor, kind: str, params: Params,
-               locale: str | None, zone: str | None, default_locale: str = "en",
-               bot_username: str | None = None) -> Reply:
-    """Render a notice for a recipient whose stored language and time zone are known
-    (the outbox reads them with its claim instead of once per notice)."""
-    ctx = Ctx(actor=actor, billing=billing, locale=pick_locale(locale, default=default_locale),
-              zone=zone or "UTC", bot_username=bot_username)
-    return render_notice(ctx, kind, params)

@@ -12,6 +12,7 @@ from billing.prefs import get_profile, remember_locale
 from billing.services import Billing
 from billing.state import take
 from handlers import flows  # noqa: F401 - registers every conversation on the router
+from handlers.apps import ChatApp, PlainApp
 from handlers.context import Actor, Ctx
 from handlers.i18n import N_, pick_locale, supported, translate
 from handlers.notices import render_notice
@@ -43,12 +44,25 @@ class Portal:
     """Channel-neutral conversations over the billing domain."""
 
     def __init__(self, billing: Billing, *, default_locale: str = "en",
-                 bot_username: str | None = None,
                  admins: Mapping[str, Collection[str]] | None = None) -> None:
         self.billing = billing
         self.default_locale = default_locale
-        self.bot_username = bot_username
         self.admins = {channel: frozenset(ids) for channel, ids in (admins or {}).items()}
+        self.apps: dict[str, ChatApp] = {}
+
+    def register(self, app: ChatApp) -> None:
+        """Make a chat app known: its links and private chat, for updates from it."""
+        self.apps[app.name] = app
+
+    def app(self, channel: str) -> ChatApp:
+        """Return the chat app of a channel (a plain one if none registered)."""
+        return self.apps.get(channel) or PlainApp(channel)
+
+    def chat_url(self) -> str | None:
+        """Return where a browser goes back to a chat with the bot (the first app that has
+        one), for the pages after Stripe's."""
+        return next((url for app in self.apps.values() if (url := app.private_chat_url())),
+                    None)
 
     def is_admin(self, actor: Actor) -> bool:
         """Tell whether the actor is one of their channel's business admins."""
@@ -74,7 +88,7 @@ class Portal:
                                       locale=spoken)
         locale = pick_locale(profile.locale, actor.language, default=self.default_locale)
         return Ctx(actor=actor, billing=self.billing, locale=locale,
-                   zone=profile.timezone or "UTC", bot_username=self.bot_username,
+                   zone=profile.timezone or "UTC", app=self.app(actor.channel),
                    link=profile.link, admin=self.is_admin(actor))
 
     def command_menu(self, locale: str, *, admin: bool = False) -> list[tuple[str, str]]:
@@ -120,6 +134,15 @@ class Portal:
         ctx = await self.context(actor, incoming=False)
         return render_notice(ctx, kind, params)
 
+    def render_for(self, *, actor: Actor, kind: str, params: dict[str, Any],
+                   locale: str | None, zone: str | None) -> Reply:
+        """Render a notice for a recipient whose stored language and time zone are known
+        (the outbox reads them with its claim instead of once per notice)."""
+        ctx = Ctx(actor=actor, billing=self.billing,
+                  locale=pick_locale(locale, default=self.default_locale),
+                  zone=zone or "UTC", app=self.app(actor.channel))
+        return render_notice(ctx, kind, params)
+
     async def _run(self, ctx: Ctx, route: Route, *args: Any) -> list[Reply]:
         if route.admin and not ctx.admin:  # a button or answer of an admin flow: nothing
             return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
@@ -134,7 +157,7 @@ class Portal:
 
     def _go_private(self, ctx: Ctx) -> Reply:
         text = ctx.t("Billing details are shown only in a private chat with me.")
-        if not self.bot_username:
+        url = self.app(ctx.actor.channel).private_chat_url()
+        if not url:
             return Reply(text)
-        url = f"https://t.me/{self.bot_username}"
         return Reply(text, buttons=rows(Button(ctx.t("Open private chat"), url=url)))

@@ -35,7 +35,6 @@ class Reply:
     edit: bool = False
     image_url: str | None = None
     toast: str | None = None
-    menu_locale: str | None = None  # the user chose this language: show the menu in it too
     attachment: Attachment | None = None  # sent with the text as its caption
 
 

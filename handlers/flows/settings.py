@@ -139,8 +139,9 @@ async def choose_language(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
         return [Reply(ctx.t("That button is no longer valid. Nothing was changed."))]
     await _save(ctx, locale=locale)
     ctx = replace(ctx, locale=locale)
-    first, *rest = await _menu(ctx, edit=True, toast=ctx.t("Saved"))
-    return [replace(first, menu_locale=locale), *rest]
+    if ctx.app is not None:  # e.g. Telegram shows this chat's command menu in it too
+        await ctx.app.language_chosen(ctx.actor, locale)
+    return await _menu(ctx, edit=True, toast=ctx.t("Saved"))
 
 
 @router.button("set:tz", private=False)

@@ -7,11 +7,14 @@ import re
 from billing.links import find_link, redeem_token
 from billing.state import expect
 from handlers import menus
+from handlers.apps import ChatApp, PlainApp
 from handlers.context import Ctx
 from handlers.replies import Reply, rows
 from handlers.router import router
 
-_DEEP_LINK = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})\b")
+
+def _app(ctx: Ctx) -> ChatApp:
+    return ctx.app or PlainApp(ctx.actor.channel)
 
 
 async def _link(ctx: Ctx, token: str) -> list[Reply]:
@@ -50,13 +53,13 @@ async def ask_link_code(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
     async with ctx.billing.db.session() as session:
         await expect(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id,
                      kind="link_token")
-    return [Reply(ctx.t("Open “Connect Telegram” in your {business} account and tap the link, "
-                        "or paste the link here.",
+    return [Reply(ctx.t("Open “Connect {app}” in your {business} account and tap the link, "
+                        "or paste the link here.", app=_app(ctx).label,
                         business=ctx.billing.catalog.business.name), expect_text=True)]
 
 
 @router.answer("link_token")
 async def link_from_text(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply]:
     """Link the chat with a pasted deep link or code."""
-    found = _DEEP_LINK.search(text)
-    return await _link(ctx, found.group(1) if found else text)
+    token = _app(ctx).token_in(text)
+    return await _link(ctx, token if token is not None else text.strip())
