@@ -1,0 +1,59 @@
+"""A channel is the unit the runtime knows: one chat app's adapter (Telegram, Slack, the
+demo's console), started and stopped with the service.
+
+A channel brings its HTTP routes (mounted on Portier's one server), sends a reply into a
+chat — mapping its app's send errors to the outbox's outcomes (`Unreachable`, `RetryLater`,
+`Rejected` from `bot.outbox`; returning means sent) — says how fast it may push (`Pacing`),
+and registers its `handlers.apps.ChatApp` with the portal so that handlers can link to it.
+The service runs a list of them; nothing in the runtime names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.routing import BaseRoute
+
+from handlers.replies import Reply
+
+Issue = Callable[[], Awaitable[None]]
+
+
+def never_a_group(_chat_id: str) -> bool:
+    """Tell no chat apart: every chat is paced as one conversation."""
+    return False
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How fast a channel's chats may get pushed messages (besides the global rate)."""
+
+    per_chat: float = 1.0  # seconds between two messages to one chat
+    group_per_minute: int = 20  # messages a minute to one group chat
+    is_group: Callable[[str], bool] = never_a_group
+
+
+class Channel(Protocol):
+    """One chat app's adapter."""
+
+    name: str  # the key stored with chat links and notices
+    pacing: Pacing
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """Return the HTTP routes the channel serves on Portier's server."""
+        ...
+
+    async def start(self) -> None:
+        """Connect to the chat app (register webhooks, commands) and register the ChatApp."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect and release the channel's clients."""
+        ...
+
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
+        """Send one reply into a chat; an outbox send passes `issue`, awaited right before
+        the request leaves (the notice is `sending` only while it is in the air)."""
+        ...
