@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from billing import (
     mirror_models,  # noqa: F401 - registers the mirror tables
     revenue_models,  # noqa: F401 - registers the revenue history
+    slack_models,  # noqa: F401 - registers the team tables
 )
 from billing.db import make_engine
 from billing.models import Base

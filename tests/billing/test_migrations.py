@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from billing import (
     mirror_models,  # noqa: F401 - the mirror's tables belong to Base
     revenue_models,  # noqa: F401 - and so do the revenue history's
+    slack_models,  # noqa: F401 - and the team tables
 )
 from billing.db import make_engine
 from billing.migrate import alembic_config, upgrade
@@ -25,7 +26,8 @@ from billing.models import Base
 
 TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_states",
           "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices",
-          "unreachable_chats", "revenue_states", "save_offers"}
+          "unreachable_chats", "revenue_states", "save_offers", "chat_events",
+          "team_seats", "seat_requests"}
 
 
 @pytest.fixture
