@@ -41,8 +41,9 @@ class Channel(Protocol):
     name: str  # the key stored with chat links and notices
     pacing: Pacing
 
-    def routes(self) -> Sequence[BaseRoute]:
-        """Return the HTTP routes the channel serves on Portier's server."""
+    def routes(self, counted: Callable[[], None]) -> Sequence[BaseRoute]:
+        """Return the HTTP routes the channel serves on Portier's server; `counted` is
+        called for each update accepted (for /metrics)."""
         ...
 
     async def start(self) -> None:

@@ -264,7 +264,7 @@ class Outbox:
                 if notice.id in self._sends:
                     continue  # its hold lapsed while its send waited: released below, and
                     # the waiting send, its hold gone, sends nothing; the next claim takes it
-                if not self.pace.ready(notice.chat_id, loop.time()):
+                if not self.pace.ready(notice.channel, notice.chat_id, loop.time()):
                     continue  # its chat got a message meanwhile: released below
                 delay = self.pace.slot(loop.time())
                 if delay > 0:
@@ -272,7 +272,7 @@ class Outbox:
                 if self._paused() > 0:
                     break  # a 429 meanwhile: the rest wait as pending (released below)
                 await self._in_flight.acquire()
-                self.pace.sent(notice.chat_id, loop.time())
+                self.pace.sent(notice.channel, notice.chat_id, loop.time())
                 self._held[notice.id] = waiting.pop(notice.id)
                 self._sends[notice.id] = asyncio.create_task(self._send(notice))
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from billing.catalog import Catalog, PriceBook, load_catalog, resolve_prices
@@ -16,6 +17,12 @@ def secret(value: object) -> str:
     """Return a SecretStr's value ('' when unset)."""
     getter = getattr(value, "get_secret_value", None)
     return str(getter()) if getter else ""
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Tell whether a secret sent to us is the expected one (never for an unset one)."""
+    # Constant-time comparison: a timing side channel must not reveal the secret.
+    return bool(expected) and hmac.compare_digest((given or "").encode(), expected.encode())
 
 
 def make_gateway(settings: Settings) -> StripeGateway:

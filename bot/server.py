@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
 )
@@ -22,12 +21,12 @@ from billing.errors import NotFound, StripeProblem, WebhookRejected
 from billing.links import mint_token
 from billing.payloads import MalformedPayload, parse
 from billing.webhooks import Intake, verify
+from bot.channels import Channel
 from bot.limits import BodyLimit
 from bot.metrics import CONTENT_TYPE as METRICS_TYPE
 from bot.metrics import Metrics
 from bot.pages import PRIVATE, chat_page
-from bot.runtime import Runtime, secret
-from bot.telegram import TelegramChannel
+from bot.runtime import Runtime, same_secret, secret
 from bot.worker import Worker
 from handlers.flows.card import tap_card_link
 from handlers.i18n import N_, pick_locale, translate
@@ -51,30 +50,25 @@ def accepted_languages(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
-def _same(given: str | None, expected: str) -> bool:
-    # Constant-time comparison: a timing side channel must not reveal the secret.
-    return bool(expected) and hmac.compare_digest((given or "").encode(), expected.encode())
-
-
 class Server:
-    """The routes, bound to the runtime, the worker and the Telegram channel (if on)."""
+    """Portier's own routes, bound to the runtime and the worker, and each channel's."""
 
     def __init__(self, runtime: Runtime, worker: Worker,
-                 telegram: TelegramChannel | None = None) -> None:
+                 channels: Sequence[Channel] = ()) -> None:
         self.runtime = runtime
         self.worker = worker
-        self.telegram = telegram
         # Deliveries arriving together are stored in one transaction (group commit).
         self.intake = Intake(runtime.billing.db)
         self.stats = Metrics(runtime.billing, worker.outbox)
         self.app = Starlette(routes=[
             Route("/stripe/webhook", self.stripe_webhook, methods=["POST"]),
-            Route("/telegram/webhook", self.telegram_webhook, methods=["POST"]),
             Route("/return", self.return_page, methods=["GET"]),
             Route("/card/{token}", self.card_page, methods=["GET"]),
             Route("/api/link-tokens", self.link_tokens, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
+            *(route for channel in channels
+              for route in channel.routes(self.stats.updates.labels(channel.name).inc)),
         ], middleware=[Middleware(BodyLimit)])
 
     async def stripe_webhook(self, request: Request) -> Response:
@@ -92,26 +86,6 @@ class Server:
         if fresh:
             self.worker.kick()
         return JSONResponse({"received": True, "duplicate": not fresh})
-
-    async def telegram_webhook(self, request: Request) -> Response:
-        """Accept an update from Telegram carrying our secret token."""
-        expected = secret(self.runtime.settings.telegram_webhook_secret)
-        if self.telegram is None or not _same(
-                request.headers.get("x-telegram-bot-api-secret-token"), expected):
-            return PlainTextResponse("forbidden", status_code=403)
-        # From here on the sender holds our secret: it is Telegram, which repeats an update
-        # answered with anything but 2xx ("we will repeat the request and give up after a
-        # reasonable amount of attempts", core.telegram.org/bots/api#setwebhook) and holds
-        # back the updates behind it. A poison update is logged and dropped with 200.
-        try:
-            dropped = await self.telegram.feed(parse(await request.body()))
-        except MalformedPayload as error:
-            dropped = str(error)
-        if dropped:
-            log.warning("Telegram update dropped: %s", dropped)
-        else:
-            self.stats.updates.labels("telegram").inc()
-        return Response(status_code=200)
 
     async def return_page(self, request: Request) -> Response:
         """Tell a customer back from Stripe's page to return to the chat, in their language
@@ -145,7 +119,7 @@ class Server:
         """Mint a one-time Telegram deep link for a customer of the business's web app."""
         expected = secret(self.runtime.settings.api_key)
         auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not _same(auth[7:], expected):
+        if not auth.startswith("Bearer ") or not same_secret(auth[7:], expected):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         # What was sent is not logged: it came from outside.
         why = "no customer id of Stripe's form"

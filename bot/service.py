@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from billing.catalog import Catalog, PriceBook
+from bot.channels import Channel
 from bot.outbox import Outbox
 from bot.runtime import Runtime, build_billing
 from bot.scheduler import Scheduler
@@ -29,10 +30,22 @@ class Service:
     runtime: Runtime
     worker: Worker
     server: Server
-    telegram: TelegramChannel | None
+    channels: list[Channel]
     url: str
     outbox: Outbox | None = None
     scheduler: Scheduler | None = None
+
+    def channel(self, name: str) -> Channel | None:
+        """Return the running channel of that name, if it is on."""
+        return next((c for c in self.channels if c.name == name), None)
+
+
+def channels_for(settings: Settings, portal: Portal) -> list[Channel]:
+    """Build the channels the settings turn on."""
+    channels: list[Channel] = []
+    if settings.telegram_enabled:
+        channels.append(TelegramChannel(settings, portal))
+    return channels
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -59,8 +72,8 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
     outbox = Outbox(billing, portal, rate=settings.send_rate)
     worker = Worker(billing, portal, interval=worker_interval, outbox=outbox)
     scheduler = Scheduler(billing, outbox=outbox, worker=worker)
-    telegram = TelegramChannel(settings, portal) if settings.telegram_enabled else None
-    server = Server(runtime, worker, telegram)
+    channels = channels_for(settings, portal)
+    server = Server(runtime, worker, channels)
     sock = sock or bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     http = uvicorn.Server(uvicorn.Config(server.app, log_config=None, lifespan="off",
@@ -71,9 +84,10 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
             if serving.done():
                 serving.result()
             await asyncio.sleep(0.01)
-        if telegram is not None:
-            await telegram.start()
-            worker.senders["telegram"] = telegram.send
+        for channel in channels:
+            await channel.start()
+            worker.senders[channel.name] = channel.send
+            outbox.pace.pacing[channel.name] = channel.pacing
         worker.start()
         await scheduler.start()  # the leader also starts the outbox sender
         # Everything built so far (modules, engines, the bot, the catalog) lives as long as the
@@ -82,13 +96,13 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
         # Collected first, so that no garbage is frozen with it.
         gc.collect()
         gc.freeze()
-        yield Service(runtime=runtime, worker=worker, server=server, telegram=telegram,
+        yield Service(runtime=runtime, worker=worker, server=server, channels=channels,
                       url=f"http://{host}:{port}", outbox=outbox, scheduler=scheduler)
     finally:
         await scheduler.stop()
         await worker.stop()
-        if telegram is not None:
-            await telegram.stop()
+        for channel in reversed(channels):
+            await channel.stop()
         http.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await serving

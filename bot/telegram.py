@@ -11,9 +11,12 @@ import asyncio
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -26,8 +29,10 @@ from telegram.ext import (
     filters,
 )
 
+from billing.payloads import MalformedPayload, parse
+from bot.channels import Pacing
 from bot.outbox import Issue, Rejected, RetryLater, Unreachable
-from bot.runtime import secret
+from bot.runtime import same_secret, secret
 from bot.settings import Settings
 from bot.telegram_app import TelegramApp
 from bot.telegram_http import AiohttpRequest
@@ -95,12 +100,23 @@ def actor_of(update: Update) -> Actor:
                  name=clean(user.first_name))
 
 
+def _is_group(chat_id: str) -> bool:
+    """Tell a group or channel by its id (negative in Telegram)."""
+    return chat_id.startswith("-")
+
+
 class TelegramChannel:
     """A python-telegram-bot Application wired to the portal."""
+
+    name = "telegram"
+    # Telegram's broadcast limits: a message a second per chat, 20 a minute per group
+    # (core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
+    pacing = Pacing(per_chat=1.0, group_per_minute=20, is_group=_is_group)
 
     def __init__(self, settings: Settings, portal: Portal) -> None:
         self.settings = settings
         self.portal = portal
+        self._counted: Callable[[], None] = lambda: None
         builder = (Application.builder().token(secret(settings.telegram_bot_token))
                    .base_url(settings.telegram_api_base)
                    .request(AiohttpRequest())
@@ -118,6 +134,32 @@ class TelegramChannel:
         self.app.add_handler(MessageHandler(
             filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, self.on_text))
         self.app.add_error_handler(self.on_error)
+
+    def routes(self, counted: Callable[[], None]) -> list[BaseRoute]:
+        """Serve `POST /telegram/webhook` in webhook mode (long polling needs no route)."""
+        self._counted = counted
+        if not self.settings.telegram_webhook_mode:
+            return []
+        return [Route("/telegram/webhook", self.webhook, methods=["POST"])]
+
+    async def webhook(self, request: Request) -> Response:
+        """Accept an update from Telegram carrying our secret token."""
+        expected = secret(self.settings.telegram_webhook_secret)
+        if not same_secret(request.headers.get("x-telegram-bot-api-secret-token"), expected):
+            return PlainTextResponse("forbidden", status_code=403)
+        # From here on the sender holds our secret: it is Telegram, which repeats an update
+        # answered with anything but 2xx ("we will repeat the request and give up after a
+        # reasonable amount of attempts", core.telegram.org/bots/api#setwebhook) and holds
+        # back the updates behind it. A poison update is logged and dropped with 200.
+        try:
+            dropped = await self.feed(parse(await request.body()))
+        except MalformedPayload as error:
+            dropped = str(error)
+        if dropped:
+            log.warning("Telegram update dropped: %s", dropped)
+        else:
+            self._counted()
+        return Response(status_code=200)
 
     async def start(self) -> None:
         """Initialise the bot, register commands and the webhook (or start polling)."""

@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from billing.models import Notice, UnreachableChat, utcnow
 from billing.notices import add_many, enqueue
+from bot.channels import Pacing
 from bot.outbox import Issue, Outbox
 from bot.pacing import Pace
+from bot.telegram import TelegramChannel
 from handlers.replies import Reply
 from tests.fakes.telegram_objects import FakeUser
 from tests.world import World, make_world
@@ -295,12 +297,20 @@ def test_pace_spaces_messages_globally() -> None:
 
 
 def test_pace_limits_chats_and_groups() -> None:
-    """One message a second per chat, 20 a minute per group."""
+    """Each channel's limits: Telegram one message a second per chat and 20 a minute per
+    group; a Slack channel one a second, without Telegram's group limit."""
     pace = Pace(1000)
-    pace.sent("7", 0.0)
-    assert not pace.ready("7", 0.5) and pace.ready("7", 1.0) and pace.busy(0.5) == {"7"}
+    pace.pacing["telegram"] = TelegramChannel.pacing
+    pace.sent("telegram", "7", 0.0)
+    assert not pace.ready("telegram", "7", 0.5) and pace.ready("telegram", "7", 1.0)
+    assert pace.busy(0.5) == {"7"}
+    assert pace.ready("console", "7", 0.5)  # another channel's chat of the same id
     for n in range(20):
-        assert pace.ready("-100", n * 1.0)
-        pace.sent("-100", n * 1.0)
-    assert not pace.ready("-100", 30.0) and "-100" in pace.busy(30.0)
-    assert pace.ready("-100", 60.0)
+        assert pace.ready("telegram", "-100", n * 1.0)
+        pace.sent("telegram", "-100", n * 1.0)
+    assert not pace.ready("telegram", "-100", 30.0) and "-100" in pace.busy(30.0)
+    assert pace.ready("telegram", "-100", 60.0)
+    pace.pacing["slack"] = Pacing(per_chat=1.0)  # no group limit of Telegram's kind
+    for n in range(30):
+        assert pace.ready("slack", "C1", n * 1.0)
+        pace.sent("slack", "C1", n * 1.0)
