@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
+from starlette.routing import BaseRoute
 
+from bot.channels import Pacing
+from handlers.apps import PlainApp
 from handlers.context import Actor
 from handlers.portal import Portal
 from handlers.replies import Button, Reply
@@ -88,7 +91,11 @@ def render(reply: Reply, *, bold: bool = False) -> str:
 
 
 class Console:
-    """A console chat with one user: reads their lines, prints the bot's replies."""
+    """A console chat with one user: reads their lines, prints the bot's replies. A channel
+    (bot.channels) with no routes: the demo attaches it to the running service."""
+
+    name = "console"
+    pacing = Pacing(per_chat=0.0)  # one reader at a terminal: nothing to protect
 
     def __init__(self, portal: Portal, *, out: TextIO = sys.stdout, language: str = "en",
                  sandbox_url: str | None = None, settle: Settle | None = None) -> None:
@@ -102,6 +109,18 @@ class Console:
         self.expect_text = False
         self._prompting = False
         self._http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+
+    def routes(self, counted: Callable[[], None]) -> list[BaseRoute]:
+        """Serve nothing: the console reads the terminal."""
+        return []
+
+    async def start(self) -> None:
+        """Make the console known to the portal (no links of its own)."""
+        self.portal.register(PlainApp(self.name, "the console"))
+
+    async def stop(self) -> None:
+        """Release the HTTP client."""
+        await self.aclose()
 
     async def send(self, chat_id: str, reply: Reply, *,
                    issue: Callable[[], Awaitable[None]] | None = None) -> None:

@@ -168,13 +168,10 @@ async def _chat(settings: Settings, sock: socket.socket, sandbox: Sandbox, strip
         settle = _settler(sandbox, service)
         chat = Console(service.runtime.portal, out=out, language=settings.locale,
                        sandbox_url=stripe_url, settle=settle)
-        service.worker.senders["console"] = chat.send
+        await service.attach(chat)
         out.write(BANNER + "\n")
         interactive = script is None and sys.stdin.isatty()
         lines = script_lines(script) if script else stdin_lines()
-        try:
-            await chat.run(lines, echo=not interactive)
-            await settle()  # notices still on their way
-        finally:
-            await chat.aclose()
+        await chat.run(lines, echo=not interactive)
+        await settle()  # notices still on their way
         out.write("Bye: the sandbox and the demo's data are gone.\n")

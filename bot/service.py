@@ -39,6 +39,19 @@ class Service:
         """Return the running channel of that name, if it is on."""
         return next((c for c in self.channels if c.name == name), None)
 
+    async def attach(self, channel: Channel) -> None:
+        """Start a channel made after the service (one without routes, such as the demo's
+        console) and deliver its notices; stopped with the service."""
+        await channel.start()
+        _deliver_through(self.worker, channel)
+        self.channels.append(channel)
+
+
+def _deliver_through(worker: Worker, channel: Channel) -> None:
+    worker.senders[channel.name] = channel.send
+    if worker.outbox is not None:
+        worker.outbox.pace.pacing[channel.name] = channel.pacing
+
 
 def channels_for(settings: Settings, portal: Portal) -> list[Channel]:
     """Build the channels the settings turn on."""
@@ -86,8 +99,7 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
             await asyncio.sleep(0.01)
         for channel in channels:
             await channel.start()
-            worker.senders[channel.name] = channel.send
-            outbox.pace.pacing[channel.name] = channel.pacing
+            _deliver_through(worker, channel)
         worker.start()
         await scheduler.start()  # the leader also starts the outbox sender
         # Everything built so far (modules, engines, the bot, the catalog) lives as long as the
