@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from billing.catalog import Catalog, PriceBook
 from billing.db import Database
@@ -19,6 +20,8 @@ class Billing:
     prices: PriceBook
     link_secret: str
     public_url: str
+    # Stripe events this process attempted, by outcome ("processed", "failed"): /metrics.
+    events: Counter[str] = field(default_factory=Counter)
 
     def return_url(self, **query: str) -> str:
         """Return the URL of Portier's `GET /return` page with a query."""

@@ -226,5 +226,5 @@ async def card_update_url(billing: Billing, *, customer_id: str, locale: str) ->
     minute = int(time.time() // 60)  # portal sessions are short-lived; reuse within a minute
     session = await billing.gateway.create_card_update(
         customer_id=customer_id, return_url=billing.return_url(lang=locale), locale=locale,
-        key=idempotency_key("card", customer_id, minute))
+        key=idempotency_key("card", customer_id, locale, minute))
     return str(session["url"])

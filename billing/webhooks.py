@@ -190,6 +190,7 @@ async def process_pending(billing: Billing, *, limit: int = 50,
         # Types nobody handles change nothing: marked processed together, in one transaction.
         attempted = await _mark_unhandled(billing.db, [
             event_id for event_id, _, type_ in due if not _registry.get(type_)], now)
+        billing.events["processed"] += attempted
         stopped: set[str] = set()
         for event_id, key, type_ in due:
             if attempted >= limit:
@@ -200,6 +201,8 @@ async def process_pending(billing: Billing, *, limit: int = 50,
                 continue  # a later event about the same object waits for the earlier one
             outcome = await process_one(billing, event_id, now=now)
             attempted += outcome != "skipped"
+            if outcome != "skipped":
+                billing.events[outcome] += 1
             if outcome != "processed":
                 stopped.add(key)
         return attempted

@@ -62,6 +62,13 @@ class LiveCollector(Collector):
         for kind, n in sorted(gateway.errors.items()):
             errors.add_metric([kind], n)
         yield errors
+        attempts = CounterMetricFamily("portier_stripe_events",
+                                     "Stripe events this process attempted, by outcome "
+                                     "(failed: this attempt; it is retried with backoff).",
+                                     labels=["outcome"])
+        for outcome in ("processed", "failed"):
+            attempts.add_metric([outcome], self.billing.events.get(outcome, 0))
+        yield attempts
         notices = CounterMetricFamily("portier_notices",
                                       "Notices this process settled, by outcome (retried: "
                                       "back to pending; resent: in doubt, sent again).",

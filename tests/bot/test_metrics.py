@@ -66,6 +66,11 @@ async def test_counts_updates_webhooks_stripe_requests_and_notices(world: World)
     assert grew("portier_stripe_requests_total") == gateway.requests - before[
         ("portier_stripe_requests_total", ())] >= 1
     assert grew("portier_notices_total", outcome="sent") == 1
+    await world.settle()  # the received event is processed (a type nobody handles)
+    processed = (await _scrape(world))[("portier_stripe_events_total",
+                                        (("outcome", "processed"),))]
+    assert processed - before.get(("portier_stripe_events_total",
+                                   (("outcome", "processed"),)), 0.0) >= 1
     assert after[("portier_notices_total", (("outcome", "unknown"),))] == 0
 
 
