@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,8 @@ _notices = cast(Table, Notice.__table__)
 # How long a claim holds a notice for its sender: far beyond the half second a claimed notice
 # waits for its turn, so that only a sender that stopped (or stalled) loses it.
 HOLD = timedelta(seconds=30)
+# Notices sent in bulk (billing.broadcasts): a claim takes them after every other due one.
+BULK = frozenset({"broadcast"})
 IN_DOUBT = "the sender stopped while sending: it may or may not have arrived"
 
 
@@ -83,13 +85,19 @@ async def claim(session: AsyncSession, *, limit: int, skip_chats: Collection[str
     The notices stay `pending`: `begin` moves each to `sending` when its request leaves."""
     now = now or utcnow()
     free = or_(Notice.claimed_at.is_(None), Notice.claimed_at <= now - hold)
+    # Every other due notice (payment problems above all) before broadcast messages.
+    bulk = case((Notice.kind.in_(BULK), 1), else_=0)
     due = (select(Notice.id)
            .where(Notice.status == "pending", Notice.send_after <= now, free)
-           .order_by(Notice.send_after, Notice.id).limit(limit))
+           .order_by(bulk, Notice.send_after, Notice.id).limit(limit))
     if skip_chats:
         due = due.where(Notice.chat_id.not_in(list(skip_chats)))
     if session.get_bind().dialect.name == "postgresql":
-        chosen: Any = due.with_for_update(skip_locked=True).scalar_subquery()
+        # A CTE, not `IN (subquery)`: PostgreSQL may run a locking subquery once per row it
+        # updates, and the claim then takes far more than `limit` (a CTE that locks rows is
+        # run once).
+        locked = due.with_for_update(skip_locked=True).cte("chosen")
+        chosen: Any = select(locked.c.id).scalar_subquery()
     else:
         # Read first: SQLite takes its one write lock only when there is something to claim.
         chosen = list(await session.scalars(due))
@@ -116,7 +124,7 @@ async def claim(session: AsyncSession, *, limit: int, skip_chats: Collection[str
                                chat_id=row.chat_id, kind=row.kind, params=row.params,
                                attempts=row.attempts, send_after=row.send_after,
                                claimed_at=now, locale=locale, timezone=zone))
-    return sorted(claimed, key=lambda c: (c.send_after, c.id))
+    return sorted(claimed, key=lambda c: (c.kind in BULK, c.send_after, c.id))
 
 
 async def begin(session: AsyncSession, held: Collection[tuple[int, datetime]], *,

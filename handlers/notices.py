@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from billing.broadcasts import visible_text as broadcast_text
 from handlers import menus
 from handlers.context import Ctx
 from handlers.problems import decline_reason
@@ -177,6 +178,27 @@ def _resumed(ctx: Ctx, params: Params) -> Reply:
                  buttons=rows(menus.my_plan(ctx)))
 
 
+def _broadcast(ctx: Ctx, params: Params) -> Reply:
+    # The text was checked as Telegram HTML when the broadcast was made; a reply carries
+    # plain text (the channel escapes it), so the recipient reads its visible text.
+    text = broadcast_text(str(params.get("text") or ""))
+    button = None
+    if params.get("url"):
+        button = Button(ctx.t("Open"), url=str(params["url"]))
+    elif params.get("plan") and (plan := ctx.billing.catalog.plan(str(params["plan"]))):
+        prices = sorted((ctx.billing.prices.by_key[k] for k in plan.prices
+                         if k in ctx.billing.prices.by_key),
+                        key=lambda p: (p.interval != "month", p.interval_count))
+        interval = prices[0].interval if prices else "month"
+        if params.get("subscribed"):  # a subscriber switches plans; anyone else subscribes
+            button = Button(ctx.t("Switch to {plan}", plan=plan.name),
+                            action=f"chg:{plan.key}:{interval}")
+        else:
+            button = Button(ctx.t("Subscribe to {plan}", plan=plan.name),
+                            action=f"buy:{plan.key}:{interval}")
+    return Reply(text, buttons=rows(button), private=True)
+
+
 RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "welcome": _welcome,
     "payment_failed": _payment_failed,
@@ -191,6 +213,7 @@ RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "ended": _ended,
     "paused": _paused,
     "resumed": _resumed,
+    "broadcast": _broadcast,
 }
 
 

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from billing import (
+    broadcasts,  # noqa: F401 - registers the broadcasts table
     mirror_models,  # noqa: F401 - registers the mirror tables
     revenue_models,  # noqa: F401 - registers the revenue history
     slack_models,  # noqa: F401 - registers the team tables

@@ -1,0 +1,392 @@
+"""Broadcasts: one message from a business admin to a segment of the linked customers.
+
+    create → one outbox notice per recipient (kind "broadcast", pending, due at `send_at`)
+    → the outbox sends them (pacing, 429, 403 → unreachable, crash recovery are its own)
+    → report: delivered (sent), blocked (unreachable), failed (failed, unknown),
+      skipped (canceled before they went out)
+
+A broadcast is a stored row; its recipients are chosen from the local mirror and the chat
+links when it is created (a scheduled one too: `send_at` only delays its notices). Each
+recipient's copy is a notice under `broadcast:<id>@<channel>:<user>`, so a retried create, a
+crash or a second sender never sends it twice. Cancel turns the notices still pending into
+`canceled`: a notice already held by a sender is `pending` until its request leaves
+(billing.deliveries), and `begin` sends only pending ones, so none leaves after the cancel.
+The outbox's claim takes every other due notice before broadcast ones (payment problems
+first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import JSON, Integer, String, Text, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing.mirror_models import MirrorSubscription
+from billing.models import Base, ChatLink, Notice, Preference, UTCDateTime, utcnow
+from billing.notices import add_many
+
+KIND = "broadcast"
+KINDS = ("offer", "service")
+STATUSES = ("active", "trialing", "past_due", "canceled")
+MAX_TEXT = 3500  # Telegram takes 4096 characters; room for the rest of the message
+# Telegram's HTML parse mode (https://core.telegram.org/bots/api#html-style): these tags,
+# with these attributes, and nothing else.
+_TAGS: dict[str, frozenset[str]] = {
+    **{t: frozenset() for t in ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del",
+                                "tg-spoiler", "blockquote")},
+    "code": frozenset({"class"}),  # class="language-…" inside <pre>
+    "a": frozenset({"href"}), "pre": frozenset(), "span": frozenset({"class"}),
+    "tg-emoji": frozenset({"emoji-id"}),
+}
+_CODE_CLASS = "language-"
+
+
+class BroadcastError(ValueError):
+    """A broadcast that cannot be sent as asked: the message says why."""
+
+
+class Broadcast(Base):
+    """A message to a segment of the linked customers, sent as one notice per recipient."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)  # Telegram HTML, validated
+    kind: Mapped[str] = mapped_column(String(16))  # offer | service
+    segment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    button_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    button_plan: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="sending")  # | canceled
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Where the admin watches it: the progress message to edit (Telegram), and the report.
+    progress_channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    progress_chat: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    progress_message: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class _Checker(HTMLParser):
+    """Walks the markup and raises at the first thing Telegram's HTML mode refuses.
+
+    html.parser tokenises; the rules (which tags, which attributes, proper nesting) are
+    Telegram's and are written here because no library knows them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        allowed = _TAGS.get(tag)
+        if allowed is None:
+            raise BroadcastError(f"<{tag}> is not in Telegram's HTML (use b, i, u, s, a, "
+                                 "code, pre, blockquote, tg-spoiler)")
+        for name, value in attrs:
+            if name not in allowed:
+                raise BroadcastError(f'<{tag}> takes no attribute "{name}"')
+            if tag == "a" and not _link_ok(value or ""):
+                raise BroadcastError(f'<a href="{value}">: links must be http(s) or tg:// '
+                                     "URLs")
+            if tag == "code" and not (value or "").startswith(_CODE_CLASS):
+                raise BroadcastError('<code> takes only class="language-…"')
+            if tag == "span" and value != "tg-spoiler":
+                raise BroadcastError('<span> takes only class="tg-spoiler"')
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            expected = f"</{self.open[-1]}>" if self.open else "no closing tag"
+            raise BroadcastError(f"</{tag}> does not close the open tag ({expected} expected)")
+        self.open.pop()
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raise BroadcastError(f"<{tag}/>: Telegram's HTML has no self-closing tags")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        raise BroadcastError("comments (<!-- -->) are not allowed")
+
+    def handle_decl(self, decl: str) -> None:
+        raise BroadcastError(f"<!{decl}> is not allowed")
+
+    def handle_pi(self, data: str) -> None:
+        raise BroadcastError(f"<?{data}> is not allowed")
+
+    def unknown_decl(self, data: str) -> None:
+        raise BroadcastError(f"<![{data}]> is not allowed")
+
+
+def _link_ok(url: str) -> bool:
+    parts = urlsplit(url)
+    return (parts.scheme in ("http", "https") and bool(parts.netloc)) or parts.scheme == "tg"
+
+
+def check_html(text: str) -> str:
+    """Return the visible text of a message in Telegram's HTML subset, or raise
+    BroadcastError saying what Telegram would refuse."""
+    if not text.strip():
+        raise BroadcastError("the message is empty")
+    if len(text) > MAX_TEXT:
+        raise BroadcastError(f"the message is {len(text)} characters long; at most "
+                             f"{MAX_TEXT} fit")
+    if "<" in text.replace("&lt;", ""):
+        # A bare "<" that starts no tag: html.parser would pass it on as text, Telegram
+        # refuses it ("Unsupported start tag").
+        for at, char in enumerate(text):
+            if char == "<" and not (text[at + 1:at + 2].isalpha() or text[at + 1:at + 2] == "/"):
+                raise BroadcastError(f'a bare "<" at character {at + 1}: write &lt;')
+    checker = _Checker()
+    checker.feed(text)
+    checker.close()
+    if checker.open:
+        raise BroadcastError(f"<{checker.open[-1]}> is never closed")
+    if checker.rawdata:  # an unfinished tag such as "<b"
+        raise BroadcastError(f'an unfinished tag: "{checker.rawdata[:20]}"')
+    visible = "".join(checker.text)
+    if not visible.strip():
+        raise BroadcastError("the message has no visible text")
+    return visible
+
+
+def visible_text(text: str) -> str:
+    """Return what a reader sees of a checked message (its text without the tags)."""
+    try:
+        return check_html(text)
+    except BroadcastError:  # stored before a stricter check: show it as it is
+        return text
+
+
+def check_button_url(url: str) -> str:
+    """Return a button's URL if Telegram takes it (http, https or tg), else raise."""
+    url = url.strip()
+    if len(url) > 2048 or not _link_ok(url):
+        raise BroadcastError("the button's link must be an http(s) URL")
+    return url
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whom a broadcast reaches; None means any. `prices` are the chosen plan's price ids."""
+
+    plan: str | None = None
+    prices: frozenset[str] = field(default_factory=frozenset)
+    status: str | None = None
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise BroadcastError(f"unknown status {self.status!r}: one of "
+                                 + ", ".join(STATUSES))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the segment as stored with the broadcast."""
+        return {"plan": self.plan, "status": self.status, "language": self.language}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One recipient: a linked chat, and whether its customer subscribes now."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    subscribed: bool
+
+
+_LIVE = ("active", "trialing", "past_due")
+
+
+async def targets(session: AsyncSession, segment: Segment, *, kind: str,
+                  default_locale: str = "en") -> list[Target]:
+    """Return the linked chats the segment and kind reach, once each (a customer's several
+    subscriptions do not repeat a chat): an offer only those who opted in to offers."""
+    if kind not in KINDS:
+        raise BroadcastError(f"unknown kind {kind!r}: offer or service")
+    query = (select(ChatLink.channel, ChatLink.user_id, ChatLink.chat_id, ChatLink.customer_id)
+             .outerjoin(Preference, (Preference.channel == ChatLink.channel)
+                        & (Preference.user_id == ChatLink.user_id)))
+    if kind == "offer":
+        query = query.where(Preference.offers.is_(True))
+    if segment.language is not None:
+        locale = func.coalesce(Preference.locale, default_locale)
+        query = query.where(locale == segment.language)
+    subs = select(MirrorSubscription.customer_id)
+    if segment.plan is not None:
+        subs = subs.where(MirrorSubscription.price_id.in_(sorted(segment.prices)))
+    if segment.status is not None:
+        subs = subs.where(MirrorSubscription.status == segment.status)
+    if segment.plan is not None or segment.status is not None:
+        query = query.where(ChatLink.customer_id.in_(subs))
+    rows = list(await session.execute(query.order_by(ChatLink.id)))
+    live = set(await session.scalars(
+        select(MirrorSubscription.customer_id).where(MirrorSubscription.status.in_(_LIVE),
+                                                     MirrorSubscription.customer_id.in_(
+                                                         {r.customer_id for r in rows}))
+    )) if rows else set()
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for channel, user_id, chat_id, customer in rows:
+        if (channel, user_id) not in seen:
+            seen.add((channel, user_id))
+            found.append(Target(channel, user_id, chat_id, customer in live))
+    return found
+
+
+def notice_key(broadcast_id: int, channel: str, user_id: str) -> str:
+    """Return the dedupe key of a recipient's copy of a broadcast."""
+    return f"{KIND}:{broadcast_id}@{channel}:{user_id}"
+
+
+def _prefix(broadcast_id: int) -> str:
+    return f"{KIND}:{broadcast_id}@"
+
+
+async def notices_added(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Queue broadcast notices (dicts of Notice columns); return how many were new."""
+    return await add_many(session, rows)
+
+
+def notice_params(broadcast: Broadcast, subscribed: bool) -> dict[str, Any]:
+    """Return what rendering one recipient's copy needs."""
+    return {"broadcast": broadcast.id, "text": broadcast.text, "url": broadcast.button_url,
+            "plan": broadcast.button_plan, "subscribed": subscribed}
+
+
+async def create(session: AsyncSession, *, text: str, kind: str, segment: Segment,
+                 button_url: str | None = None, button_plan: str | None = None,
+                 send_at: datetime | None = None, created_by: str | None = None,
+                 default_locale: str = "en") -> Broadcast:
+    """Validate and store a broadcast and queue its notices, in the caller's transaction."""
+    check_html(text)
+    if button_url is not None and button_plan is not None:
+        raise BroadcastError("a button opens a link or a plan, not both")
+    if button_url is not None:
+        button_url = check_button_url(button_url)
+    chosen = await targets(session, segment, kind=kind, default_locale=default_locale)
+    now = utcnow()
+    row = Broadcast(text=text, kind=kind, segment=segment.as_dict(), button_url=button_url,
+                    button_plan=button_plan, status="sending", recipients=len(chosen),
+                    created_by=created_by, created_at=now, send_at=send_at or now)
+    session.add(row)
+    await session.flush()
+    await add_many(session, ({
+        "dedupe_key": notice_key(row.id, t.channel, t.user_id), "channel": t.channel,
+        "user_id": t.user_id, "chat_id": t.chat_id, "kind": KIND,
+        "params": notice_params(row, t.subscribed), "send_after": row.send_at,
+    } for t in chosen))
+    return row
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a broadcast's notices stand."""
+
+    id: int
+    status: str  # scheduled | sending | done | canceled
+    recipients: int
+    pending: int
+    delivered: int
+    blocked: int
+    failed: int
+    skipped: int
+    send_at: datetime
+
+    @property
+    def settled(self) -> int:
+        """Return how many recipients are done with, one way or another."""
+        return self.delivered + self.blocked + self.failed + self.skipped
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether nothing of it is left to send."""
+        return self.pending == 0
+
+
+_BUCKETS = {"sent": "delivered", "unreachable": "blocked", "failed": "failed",
+            "unknown": "failed", "canceled": "skipped"}
+
+
+async def progress(session: AsyncSession, broadcast_id: int) -> Progress | None:
+    """Return a broadcast's counts, or None if there is no such broadcast."""
+    row = await session.get(Broadcast, broadcast_id)
+    if row is None:
+        return None
+    counts = dict.fromkeys(("pending", "delivered", "blocked", "failed", "skipped"), 0)
+    for status, n in await session.execute(
+            select(Notice.status, func.count()).where(
+                Notice.dedupe_key.startswith(_prefix(broadcast_id), autoescape=True))
+            .group_by(Notice.status)):
+        counts[_BUCKETS.get(status, "pending")] += int(n)
+    # Recipients chosen but never queued (a key taken already) count as skipped.
+    counts["skipped"] += max(0, row.recipients - sum(counts.values()))
+    if row.status == "canceled":
+        state = "canceled"
+    elif counts["pending"] == 0:
+        state = "done"
+    else:
+        state = "scheduled" if row.send_at > utcnow() else "sending"
+    return Progress(id=row.id, status=state, recipients=row.recipients,
+                    send_at=row.send_at, **counts)
+
+
+async def cancel(session: AsyncSession, broadcast_id: int) -> int | None:
+    """Drop a broadcast's notices not yet sent; return how many, or None if unknown."""
+    row = await session.get(Broadcast, broadcast_id)
+    if row is None:
+        return None
+    row.status = "canceled"
+    row.canceled_at = utcnow()
+    result = await session.execute(
+        update(Notice).where(Notice.dedupe_key.startswith(_prefix(broadcast_id),
+                                                          autoescape=True),
+                             Notice.status == "pending")
+        .values(status="canceled", last_error="the broadcast was canceled")
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def watch(session: AsyncSession, broadcast_id: int, *, channel: str, chat_id: str,
+                message_id: str) -> None:
+    """Remember the admin's progress message, for the progress job to edit."""
+    row = await session.get(Broadcast, broadcast_id)
+    if row is not None:
+        row.progress_channel, row.progress_chat = channel, chat_id
+        row.progress_message = message_id
+
+
+async def watched(session: AsyncSession) -> list[Broadcast]:
+    """Return the broadcasts whose admin waits for a report."""
+    return list(await session.scalars(
+        select(Broadcast).where(Broadcast.progress_chat.is_not(None),
+                                Broadcast.reported_at.is_(None)).order_by(Broadcast.id)))
+
+
+async def reported(session: AsyncSession, broadcast_id: int) -> None:
+    """Record that the admin has the final report."""
+    row = await session.get(Broadcast, broadcast_id)
+    if row is not None:
+        row.reported_at = utcnow()
+
+
+async def recent(session: AsyncSession, *, limit: int = 10) -> list[Broadcast]:
+    """Return the latest broadcasts, newest first."""
+    return list(await session.scalars(select(Broadcast).order_by(Broadcast.id.desc())
+                                      .limit(limit)))
+
+
+def plan_prices(plan_keys: Collection[str], by_key: dict[str, Any]) -> frozenset[str]:
+    """Return the Stripe price ids of a catalog plan's lookup keys."""
+    return frozenset(by_key[k].id for k in plan_keys if k in by_key)
