@@ -12,7 +12,8 @@ from handlers.flows import (
     start,
     stats,
     subscribe,
+    team,
 )
 
 __all__ = ["cancel", "card", "change", "forget", "help", "invoices", "plan", "settings",
-           "start", "stats", "subscribe"]
+           "start", "stats", "subscribe", "team"]

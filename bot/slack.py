@@ -1,0 +1,363 @@
+"""The Slack channel: slack-bolt's AsyncApp behind its Starlette adapter, neutral replies out.
+
+Thin like Bolt's own examples: Bolt verifies each request's signature and age (401
+otherwise), acks within Slack's 3 seconds and runs the listener after the ack
+(`process_before_response=False`), so Stripe is called only after the ack. A listener turns
+the request into a portal call and the replies into Block Kit, ephemeral (response_url) or
+in a modal where a reply asks for an answer. Slack's retries of an event are deduplicated by
+event id in the database, which Bolt does not do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from billing import teams
+from bot.channels import Pacing
+from bot.outbox import Issue, Rejected, RetryLater, Unreachable
+from bot.runtime import secret
+from bot.settings import Settings
+from bot.slack_render import ACTION, ANSWER, ASK, answer_modal, ask_button, blocks, fallback
+from handlers.context import Actor
+from handlers.flows.team import ADMIN, MEMBER, NOBODY
+from handlers.i18n import N_, pick_locale, translate
+from handlers.portal import Portal
+from handlers.replies import Reply
+
+log = logging.getLogger(__name__)
+CHANNEL = "slack"
+_ID = re.compile(r"^[A-Z0-9]{1,32}$")  # team, user and channel ids: T…, U…/W…, C…/D…/G…
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Slack's errors that say the chat is gone for us, and those that say this message never goes
+# (docs.slack.dev/reference/methods/chat.postMessage, "Errors").
+UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived", "account_inactive",
+               "token_revoked", "invalid_auth", "user_not_found", "cannot_dm_bot",
+               "messages_tab_disabled", "user_disabled"}
+REJECTED = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments",
+            "too_many_attachments", "invalid_blocks_format"}
+# users.info of the update being handled: each Bolt listener runs in a task of its own.
+_THIS_UPDATE: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar(
+    "slack_user", default=None)
+
+
+class SlackApp:
+    """Slack as handlers see it: a team chat app with no links of its own."""
+
+    name = CHANNEL
+    label = "Slack"
+
+    def __init__(self, users: Callable[[str, str], Any]) -> None:
+        self._users = users  # (team, user) -> awaitable users.info user object
+
+    def private_chat_url(self) -> str | None:
+        """Return no URL: the app's messages tab is found in Slack itself."""
+        return None
+
+    def link_url(self, token: str) -> str | None:
+        """Return no URL: a workspace admin types `/billing connect <token>`."""
+        return None
+
+    def token_in(self, text: str) -> str | None:
+        """Return the token of `connect <token>` or of a bare pasted token."""
+        words = text.strip().split()
+        token = words[-1] if words else ""
+        return token if _TOKEN.fullmatch(token) else None
+
+    async def language_chosen(self, actor: Actor, locale: str) -> None:
+        """Do nothing more: replies follow the chosen language."""
+        return None
+
+    def team_of(self, actor: Actor) -> tuple[str, str]:
+        """Return the team and member ids of a Slack actor ("T…:U…")."""
+        team, _, member = actor.user_id.partition(":")
+        return team, member
+
+    async def team_role(self, actor: Actor) -> str:
+        """Ask Slack now who the actor is: an admin or owner, a member, or neither."""
+        team, member = self.team_of(actor)
+        try:
+            user = await self._users(team, member)
+        except SlackApiError as error:
+            log.info("users.info failed: %s", error.response.get("error"))
+            return NOBODY
+        return role_of(user)
+
+
+def role_of(user: dict[str, Any]) -> str:
+    """Return a Slack user's billing role from users.info (SPEC §6b)."""
+    if (user.get("deleted") or user.get("is_bot") or user.get("is_restricted")
+            or user.get("is_ultra_restricted") or user.get("is_app_user")):
+        return NOBODY
+    if user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"):
+        return ADMIN
+    return MEMBER
+
+
+def _clean_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and _ID.match(value) else None
+
+
+class SlackChannel:
+    """Bolt's AsyncApp wired to the portal (single workspace, SLACK_BOT_TOKEN)."""
+
+    name = CHANNEL
+    pacing = Pacing(per_chat=1.0)  # Slack: about one message a second per channel
+
+    def __init__(self, settings: Settings, portal: Portal) -> None:
+        self.settings = settings
+        self.portal = portal
+        self.client = AsyncWebClient(
+            token=secret(settings.slack_bot_token), base_url=settings.slack_api_base,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+                            AsyncServerErrorRetryHandler(max_retry_count=2)])
+        self.app = AsyncApp(client=self.client,
+                            signing_secret=secret(settings.slack_signing_secret),
+                            process_before_response=False)
+        self.handler = AsyncSlackRequestHandler(self.app)
+        self.slack_app = SlackApp(self._user)
+        self._counted: Callable[[], None] | None = None
+        self.app.middleware(self._dedupe)
+        self.app.command("/billing")(self.on_command)
+        self.app.action(re.compile(rf"^{ACTION}:\d+$"))(self.on_action)
+        self.app.action(ASK)(self.on_ask)
+        self.app.action(re.compile(r"^portier:url:\d+$"))(self.on_link)
+        self.app.view(ANSWER)(self.on_answer)
+        self.app.event("app_home_opened")(self.on_home)
+        self.app.error(self.on_error)
+
+    # -- the Channel protocol --------------------------------------------------------------
+
+    def routes(self, counted: Callable[[], None] | None = None) -> Sequence[BaseRoute]:
+        """Serve `POST /slack/events` (events, slash commands, interactivity)."""
+        self._counted = counted
+        return [Route("/slack/events", self.events, methods=["POST"])]
+
+    async def start(self) -> None:
+        """Register the ChatApp with the portal."""
+        self.portal.register(self.slack_app)
+
+    async def stop(self) -> None:
+        """Close the Web API client's HTTP session."""
+        session = getattr(self.client, "session", None)
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
+        """Post a reply into a DM or channel ("T…:U…" or "T…:C…"), mapping Slack's errors to
+        the outbox's outcomes."""
+        _team, _, target = chat_id.partition(":")
+        if not _clean_id(target):
+            raise Unreachable("not a Slack chat id")
+        if issue is not None:
+            await issue()
+        try:
+            await self.client.chat_postMessage(channel=target, text=fallback(reply),
+                                               blocks=blocks(reply), unfurl_links=False)
+        except SlackApiError as error:
+            raise outcome(error) from None
+
+    async def events(self, request: Request) -> Response:
+        """Hand the request to Bolt (which answers 401 to a bad or old signature)."""
+        if self._counted is not None:
+            self._counted()
+        return await self.handler.handle(request)
+
+    # -- Bolt listeners --------------------------------------------------------------------
+
+    async def _dedupe(self, body: dict[str, Any], next: Callable[[], Any]) -> Any:  # noqa: A002
+        """Handle each Events API event once: Slack retries one not acked in 3 seconds."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and event_id:
+            async with self.portal.billing.db.session() as session:
+                first = await teams.first_delivery(session, channel=CHANNEL, event_id=event_id,
+                                                   team_id=str(body.get("team_id") or ""))
+            if not first:
+                return BoltResponse(status=200, body="")
+        return await next()
+
+    async def _user(self, team: str, member: str) -> dict[str, Any]:
+        """Return users.info's user, asked once per update (never reused across updates, so
+        that a demoted admin loses it at their next action)."""
+        key = f"{team}:{member}"
+        fetched = _THIS_UPDATE.get()
+        if fetched is not None and fetched[0] == key:
+            return fetched[1]
+        answer = await self.client.users_info(user=member, include_locale=True)
+        user = dict(answer.get("user") or {})
+        if user.get("team_id") not in (None, team):
+            user = {"deleted": True}  # a user of another workspace is nobody here
+        _THIS_UPDATE.set((key, user))
+        return user
+
+    async def _actor(self, team: Any, user: Any) -> Actor | None:
+        team_id, user_id = _clean_id(team), _clean_id(user)
+        if team_id is None or user_id is None:
+            return None
+        try:
+            info = await self._user(team_id, user_id)
+        except SlackApiError:
+            info = {}
+        locale = info.get("locale")
+        name = info.get("real_name") or info.get("name")
+        return Actor(channel=CHANNEL, user_id=f"{team_id}:{user_id}",
+                     chat_id=f"{team_id}:{user_id}", private=True,
+                     language=locale if isinstance(locale, str) else None,
+                     name=name[:64] if isinstance(name, str) else None)
+
+    async def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """Ack `/billing` at once, then answer ephemerally."""
+        await ack()
+        actor = await self._actor(command.get("team_id"), command.get("user_id"))
+        if actor is None:
+            return
+        text = str(command.get("text") or "")[:1000]
+        replies = await self.portal.command(actor, "billing", text)
+        await self.answer(actor, replies, respond=respond,
+                          trigger=command.get("trigger_id"),
+                          where=_clean_id(command.get("channel_id")))
+
+    async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                        respond: Any) -> None:
+        """Ack a button press, then run its action."""
+        await ack()
+        actor = await self._actor((body.get("team") or {}).get("id"),
+                                  (body.get("user") or {}).get("id"))
+        value = action.get("value")
+        if actor is None or not isinstance(value, str):
+            return
+        replies = await self.portal.button(actor, value)
+        await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
+                          where=_clean_id((body.get("channel") or {}).get("id")))
+
+    async def on_ask(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Open the answer modal from its button (the earlier trigger had expired)."""
+        await ack()
+        actor = await self._actor((body.get("team") or {}).get("id"),
+                                  (body.get("user") or {}).get("id"))
+        if actor is None:
+            return
+        question = Reply(str(action.get("value") or "")[:2000], expect_text=True)
+        await self._open_modal(actor, question, body.get("trigger_id"),
+                               _clean_id((body.get("channel") or {}).get("id")))
+
+    async def on_link(self, ack: Any) -> None:
+        """Ack the press of a URL button: Slack opened the URL itself."""
+        await ack()
+
+    async def on_answer(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Close the modal at once, then answer the pending question with what was typed."""
+        await ack()
+        actor = await self._actor((body.get("team") or {}).get("id"),
+                                  (body.get("user") or {}).get("id"))
+        if actor is None:
+            return
+        state = (((view.get("state") or {}).get("values") or {}).get("answer") or {})
+        text = (state.get("value") or {}).get("value")
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        where = _clean_id(meta.get("channel")) if isinstance(meta, dict) else None
+        replies = await self.portal.text(actor, text if isinstance(text, str) else "")
+        await self.answer(actor, replies, respond=None, trigger=body.get("trigger_id"),
+                          where=where)
+
+    async def on_home(self, event: dict[str, Any]) -> None:
+        """Nothing yet for the App Home (the dashboard comes with /billing)."""
+        return None
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        """Log a listener's failure without secrets."""
+        log.error("slack request failed: %s", type(error).__name__, exc_info=error)
+
+    # -- answering -------------------------------------------------------------------------
+
+    async def answer(self, actor: Actor, replies: list[Reply], *, respond: Any,
+                     trigger: Any, where: str | None) -> None:
+        """Show the replies to the actor: ephemerally where they acted, in a modal where a
+        reply asks for an answer."""
+        for reply in replies:
+            if reply.expect_text:
+                if await self._open_modal(actor, reply, trigger, where):
+                    trigger = None  # a trigger opens one view
+                    continue
+            await self._show(actor, reply, respond=respond, where=where)
+
+    def _locale(self, actor: Actor) -> str:
+        return pick_locale(actor.language, default=self.settings.locale)
+
+    async def _open_modal(self, actor: Actor, reply: Reply, trigger: Any,
+                          where: str | None) -> bool:
+        if not isinstance(trigger, str) or not trigger:
+            return False
+        locale = self._locale(actor)
+        view = answer_modal(reply, title=translate(locale, N_("Billing")),
+                            submit=translate(locale, N_("Continue")),
+                            label=translate(locale, N_("Your answer")),
+                            metadata={"channel": where or ""})
+        try:
+            await self.client.views_open(trigger_id=trigger, view=view)
+        except SlackApiError as error:  # an expired or used trigger: a button opens it
+            log.info("views.open failed: %s", error.response.get("error"))
+            return False
+        return True
+
+    async def _show(self, actor: Actor, reply: Reply, *, respond: Any,
+                    where: str | None) -> None:
+        shown = blocks(reply)
+        if reply.expect_text:
+            shown.append(ask_button(translate(self._locale(actor), N_("Answer")), reply.text))
+        text = fallback(reply)
+        if respond is not None:
+            try:
+                await respond(text=text, blocks=shown, response_type="ephemeral",
+                              replace_original=bool(reply.edit))
+                return
+            except Exception as error:  # noqa: BLE001 - an expired response_url: post instead
+                log.info("response_url failed: %s", type(error).__name__)
+        _team, _, user = actor.user_id.partition(":")
+        try:
+            if where is not None:
+                await self.client.chat_postEphemeral(channel=where, user=user, text=text,
+                                                     blocks=shown)
+                return
+        except SlackApiError as error:
+            log.info("chat.postEphemeral failed: %s", error.response.get("error"))
+        await self.client.chat_postMessage(channel=user, text=text, blocks=shown)
+
+
+def outcome(error: SlackApiError) -> Exception:
+    """Map a Web API error to the outbox's outcome (RetryLater, Unreachable, Rejected)."""
+    code = str(error.response.get("error") or "")
+    status = getattr(error.response, "status_code", 200)
+    if status == 429 or code == "ratelimited":
+        headers = getattr(error.response, "headers", {}) or {}
+        after = headers.get("Retry-After") or headers.get("retry-after") or "1"
+        try:
+            seconds = max(1.0, float(after))
+        except ValueError:
+            seconds = 1.0
+        return RetryLater(seconds)
+    if code in UNREACHABLE:
+        return Unreachable(code)
+    if code in REJECTED or 400 <= status < 500:
+        return Rejected(code or str(status))
+    return RetryLater(5.0)  # a 5xx or an error Slack may not repeat

@@ -1,0 +1,351 @@
+"""Teams (SPEC §6b): `/billing` for a workspace's admins and members, the team plan, seats.
+
+Channel-neutral: a team chat app (Slack) registers a ChatApp that is also a `TeamApp` — it
+tells a member's team and role, asked afresh on every action (a demoted admin loses it at
+once). Team ids come only from the actor, which the chat app authenticated; nothing in a
+button's data names a team, so another workspace's ids cannot be smuggled in.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol, runtime_checkable
+
+from billing import teams
+from billing.errors import BillingError
+from billing.links import Link, find_link, redeem_token
+from billing.seats import (
+    BelowAssigned,
+    SameSeats,
+    SeatPreview,
+    SeatsOutOfRange,
+    confirm_seats,
+    preview_seats,
+    start_team_checkout,
+    team_overview,
+)
+from billing.state import clear, expect
+from handlers.context import Actor, Ctx
+from handlers.problems import explain
+from handlers.replies import Button, Reply, rows
+from handlers.router import router
+
+ADMIN, MEMBER, NOBODY = "admin", "member", "nobody"
+START_SEATS, CHANGE_SEATS = "team_start_seats", "team_seats"
+_NUMBER = re.compile(r"\s*(\d{1,6})\s*")
+
+
+@runtime_checkable
+class TeamApp(Protocol):
+    """A chat app whose users belong to teams (workspaces)."""
+
+    def team_of(self, actor: Actor) -> tuple[str, str]:
+        """Return the actor's team id and their member id within it."""
+        ...
+
+    async def team_role(self, actor: Actor) -> str:
+        """Return "admin", "member" or "nobody" (guests, bots), as the app says right now."""
+        ...
+
+
+async def _who(ctx: Ctx) -> tuple[str, str, str] | None:
+    """Return (team, member, role) of the actor, or None outside a team chat app."""
+    app = ctx.app
+    if not isinstance(app, TeamApp):
+        return None
+    team, member = app.team_of(ctx.actor)
+    return team, member, await app.team_role(ctx.actor)
+
+
+async def _team_link(ctx: Ctx, team: str) -> Link | None:
+    async with ctx.billing.db.session() as session:
+        return await find_link(session, channel=ctx.actor.channel, user_id=teams.team_key(team))
+
+
+async def _assigned(ctx: Ctx, team: str) -> int:
+    async with ctx.billing.db.session() as session:
+        return await teams.seat_count(session, channel=ctx.actor.channel, team_id=team)
+
+
+def _unknown(ctx: Ctx) -> list[Reply]:
+    return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
+
+
+def _admins_only(ctx: Ctx) -> list[Reply]:
+    return [Reply(ctx.t("Only the workspace's admins and owners manage billing. "
+                        "Nothing was changed."))]
+
+
+def _not_a_member(ctx: Ctx) -> list[Reply]:
+    return [Reply(ctx.t("Billing is for the workspace's members. Nothing was changed."))]
+
+
+def _seat_problem(ctx: Ctx, error: BillingError) -> Reply | None:
+    unchanged = ctx.t("Nothing was changed.")
+    if isinstance(error, SeatsOutOfRange):
+        return Reply(ctx.t("Please enter a number of seats from {low} to {high}.",
+                           low=error.minimum, high=error.maximum) + " " + unchanged)
+    if isinstance(error, BelowAssigned):
+        return Reply(ctx.t("{assigned} seats are assigned: unassign some before going below "
+                           "that.", assigned=error.assigned) + " " + unchanged)
+    if isinstance(error, SameSeats):
+        return Reply(ctx.t("The team already has that many seats.") + " " + unchanged)
+    return None
+
+
+def _failed(ctx: Ctx, error: BillingError) -> list[Reply]:
+    return [_seat_problem(ctx, error) or explain(ctx, error)]
+
+
+@router.command("billing")
+async def billing(ctx: Ctx, args: str) -> list[Reply]:
+    """Answer `/billing` (and `/billing connect <token>`) for the team's admins and members."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, member, role = who
+    if role == NOBODY:
+        return _not_a_member(ctx)
+    head, _, rest = args.partition(" ")
+    if head.lower() == "connect":
+        return await _connect(ctx, team, role, rest.strip())
+    link = await _team_link(ctx, team)
+    overview = (await team_overview(ctx.billing, customer_id=link.customer_id)
+                if link is not None else None)
+    if role != ADMIN:
+        return await _member_view(ctx, team, member, has_plan=overview is not None)
+    if overview is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Start one, or connect an "
+                            "existing subscription with /billing connect followed by the code "
+                            "you were given."),
+                      title=ctx.t("Team plan"),
+                      buttons=rows(Button(ctx.t("Start the team plan"), action="team:start")))]
+    assigned = await _assigned(ctx, team)
+    lines = [ctx.t("{plan}: {seats} seats purchased, {assigned} assigned.",
+                   plan=overview.plan_name, seats=overview.seats, assigned=assigned)]
+    if overview.current_period_end is not None:
+        verb = (ctx.t("Ends on {day}.") if overview.cancel_at_period_end
+                else ctx.t("Renews on {day}."))
+        lines.append(verb.format(day=ctx.day(overview.current_period_end)))
+    if overview.next_amount is not None:
+        lines.append(ctx.t("Next invoice: {amount}.",
+                           amount=ctx.money(overview.next_amount, overview.currency)))
+    if overview.card is not None:
+        lines.append(ctx.t("Card: {brand} •••• {last4}.", brand=overview.card.brand.title(),
+                           last4=overview.card.last4))
+    return [Reply("\n".join(lines), title=ctx.t("Team plan"),
+                  buttons=rows(Button(ctx.t("Add or remove seats"), action="team:seats")))]
+
+
+async def _member_view(ctx: Ctx, team: str, member: str, *, has_plan: bool) -> list[Reply]:
+    if not has_plan:
+        return [Reply(ctx.t("Your workspace has no team plan yet. A workspace admin or owner "
+                            "can start one with /billing."))]
+    async with ctx.billing.db.session() as session:
+        held = await teams.holds_seat(session, channel=ctx.actor.channel, team_id=team,
+                                      user_id=member)
+    if held:
+        return [Reply(ctx.t("You hold a seat of your team's plan."), title=ctx.t("Team plan"))]
+    return [Reply(ctx.t("You don't hold a seat of your team's plan yet."),
+                  title=ctx.t("Team plan"),
+                  buttons=rows(Button(ctx.t("Request a seat"), action="team:request")))]
+
+
+async def _connect(ctx: Ctx, team: str, role: str, token: str) -> list[Reply]:
+    if role != ADMIN:
+        return _admins_only(ctx)
+    if not token:
+        return [Reply(ctx.t("Add the code you were given: /billing connect followed by the "
+                            "code."))]
+    try:
+        async with ctx.billing.db.session() as session:
+            # The team, not the admin, is linked: every admin of it sees the same plan, and
+            # notices go to the admin who connected it (their DM).
+            await redeem_token(session, secret=ctx.billing.link_secret, token=token,
+                               channel=ctx.actor.channel, user_id=teams.team_key(team),
+                               chat_id=ctx.actor.chat_id)
+    except BillingError as error:
+        return _failed(ctx, error)
+    return [Reply(ctx.t("Connected! Your workspace is now linked to its {business} "
+                        "subscription.", business=ctx.billing.catalog.business.name),
+                  buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+
+
+@router.button("team:plan")
+async def show_plan(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Show the team plan again (the same as `/billing`)."""
+    return await billing(ctx, "")
+
+
+async def _ask_seats(ctx: Ctx, kind: str, text: str) -> list[Reply]:
+    async with ctx.billing.db.session() as session:
+        await expect(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id, kind=kind)
+    return [Reply(text, title=ctx.t("Seats"), expect_text=True)]
+
+
+def _range(ctx: Ctx) -> str:
+    return ctx.t("from {low} to {high}", low=ctx.billing.catalog.min_seats,
+                 high=ctx.billing.catalog.max_seats)
+
+
+@router.button("team:start")
+async def ask_start(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Ask an admin of a workspace without a plan how many seats to start with."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    link = await _team_link(ctx, team)
+    if link is not None and await team_overview(ctx.billing, customer_id=link.customer_id):
+        return [Reply(ctx.t("Your workspace already has a team plan. Nothing was changed."),
+                      buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+    return await _ask_seats(ctx, START_SEATS, ctx.t(
+        "How many seats should the team plan start with ({range})?", range=_range(ctx)))
+
+
+def _number(ctx: Ctx, text: str) -> int | None:
+    found = _NUMBER.fullmatch(text)
+    return int(found.group(1)) if found else None
+
+
+def _not_a_number(ctx: Ctx) -> list[Reply]:
+    return [Reply(ctx.t("That is not a number of seats. Please enter a whole number {range}. "
+                        "Nothing was changed.", range=_range(ctx)), expect_text=True)]
+
+
+@router.answer(START_SEATS)
+async def start_with(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply]:
+    """Open a Checkout for the entered number of seats."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, member, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    seats = _number(ctx, text)
+    if seats is None:
+        await _ask_seats(ctx, START_SEATS, "")
+        return _not_a_number(ctx)
+    link = await _team_link(ctx, team)
+    try:
+        url = await start_team_checkout(
+            ctx.billing, team_id=team, user_id=member, seats=seats, locale=ctx.locale,
+            customer_id=link.customer_id if link else None)
+    except BillingError as error:
+        return _failed(ctx, error)
+    return [Reply(ctx.t("{seats} seats: pay with Stripe to start the team plan.", seats=seats),
+                  private=True, buttons=rows(Button(ctx.t("Pay with Stripe"), url=url)))]
+
+
+@router.button("team:seats")
+async def ask_seats(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Ask an admin for the team's new number of seats."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    link = await _team_link(ctx, team)
+    overview = (await team_overview(ctx.billing, customer_id=link.customer_id)
+                if link is not None else None)
+    if overview is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    return await _ask_seats(ctx, CHANGE_SEATS, ctx.t(
+        "The team has {seats} seats. How many should it have ({range})?",
+        seats=overview.seats, range=_range(ctx)))
+
+
+def _preview_reply(ctx: Ctx, preview: SeatPreview) -> Reply:
+    per = ctx.interval(preview.interval, preview.interval_count)
+    then = ctx.money(preview.per_period, preview.currency)
+    if preview.prorated >= 0:
+        now = ctx.t("{amount} prorated on your next invoice", amount=ctx.money(
+            preview.prorated, preview.currency))
+    else:
+        now = ctx.t("{amount} credited on your next invoice", amount=ctx.money(
+            -preview.prorated, preview.currency))
+    text = ctx.t("From {current} to {seats} seats: {now}, then {then} {per}.",
+                 current=preview.current_seats, seats=preview.seats, now=now, then=then,
+                 per=per)
+    action = f"team:ok:{preview.seats}:{preview.proration_date}:{preview.prorated}"
+    return Reply(text, title=ctx.t("Seats"), buttons=rows(
+        Button(ctx.t("Confirm"), action=action), Button(ctx.t("Keep as is"),
+                                                        action="team:plan")))
+
+
+@router.answer(CHANGE_SEATS)
+async def preview(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply]:
+    """Preview the entered number of seats with Stripe's invoice preview."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    seats = _number(ctx, text)
+    if seats is None:
+        await _ask_seats(ctx, CHANGE_SEATS, "")
+        return _not_a_number(ctx)
+    link = await _team_link(ctx, team)
+    if link is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    try:
+        seen = await preview_seats(ctx.billing, customer_id=link.customer_id, seats=seats,
+                                   assigned=await _assigned(ctx, team))
+    except BillingError as error:
+        return _failed(ctx, error)
+    return [_preview_reply(ctx, seen)]
+
+
+@router.button(r"team:ok:(\d{1,6}):(\d{1,12}):(-?\d{1,12})")
+async def confirm(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Apply exactly the previewed seat change (a moved amount shows a fresh preview)."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    link = await _team_link(ctx, team)
+    if link is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    seats, date, amount = (int(g) for g in match.groups())
+    async with ctx.billing.db.session() as session:
+        await clear(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    try:
+        change = await confirm_seats(ctx.billing, customer_id=link.customer_id, seats=seats,
+                                     proration_date=date, amount=amount,
+                                     assigned=await _assigned(ctx, team))
+    except BillingError as error:
+        return _failed(ctx, error)
+    if change.outcome != "applied":
+        return [Reply(ctx.t("The price changed since the preview. Here is the new one."),
+                      edit=True), _preview_reply(ctx, change.preview)]
+    return [Reply(ctx.t("Done: the team now has {seats} seats.", seats=seats), edit=True,
+                  buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+
+
+@router.button("team:request")
+async def request(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Record a member's request for a seat (once; not for a seat already held)."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, member, role = who
+    if role == NOBODY:
+        return _not_a_member(ctx)
+    if await _team_link(ctx, team) is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    async with ctx.billing.db.session() as session:
+        if await teams.holds_seat(session, channel=ctx.actor.channel, team_id=team,
+                                  user_id=member):
+            return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
+        fresh = await teams.request_seat(session, channel=ctx.actor.channel, team_id=team,
+                                         user_id=member)
+    if not fresh:
+        return [Reply(ctx.t("Your request is already with the billing admins. Nothing was "
+                            "changed."))]
+    return [Reply(ctx.t("Your request for a seat went to the billing admins."), edit=True)]

@@ -1,0 +1,88 @@
+"""A Slack workspace next to the world: the fake Slack, Portier's SlackChannel, a driver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from billing import seats, teams
+from billing.links import find_link, link_customer
+from bot.slack import SlackChannel
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_driver import SlackDriver
+from tests.fakes.slack_objects import FakeWorkspace, SlackMessage, SlackUser
+from tests.fakes.telegram_server import serve
+from tests.world import World
+
+
+@dataclass
+class Team:
+    """A world with a Slack workspace in which Portier's Slack channel is installed."""
+
+    world: World
+    slack: FakeSlack
+    driver: SlackDriver
+    channel: SlackChannel
+    workspace: FakeWorkspace
+    admin: SlackUser
+    member: SlackUser
+
+    @property
+    def billing(self) -> Any:
+        """Return Portier's billing domain."""
+        return self.world.service.runtime.billing
+
+    async def billing_command(self, user: SlackUser, text: str = "") -> SlackMessage:
+        """Run `/billing text` and return the ephemeral answer."""
+        sent = await self.driver.command(user, text)
+        assert sent.status == 200 and not sent.late, sent
+        return await self.slack.next_ephemeral(user)
+
+    async def buy(self, count: int = 3) -> str:
+        """Buy `count` seats for the workspace through Checkout, and link it (the customer)."""
+        url = await seats.start_team_checkout(self.billing, team_id=self.workspace.id,
+                                              user_id=self.admin.id, seats=count, locale="en")
+        done = await asyncio.to_thread(self.world.sandbox.complete_checkout,
+                                       url.rsplit("/", 1)[1])
+        await self.world.webhooks_idle()
+        customer = str(done["customer"])
+        async with self.billing.db.session() as session:
+            await link_customer(session, channel="slack", user_id=teams.team_key(
+                self.workspace.id), chat_id=f"{self.workspace.id}:{self.admin.id}",
+                customer_id=customer)
+        return customer
+
+    async def link_of(self, workspace: FakeWorkspace | None = None) -> Any:
+        """Return the workspace's link, if any."""
+        async with self.billing.db.session() as session:
+            return await find_link(session, channel="slack",
+                                   user_id=teams.team_key((workspace or self.workspace).id))
+
+
+@contextlib.asynccontextmanager
+async def slack_team(world: World) -> AsyncIterator[Team]:
+    """Serve Portier's SlackChannel (single-workspace mode) against a fake Slack."""
+    with FakeSlack() as slack:
+        workspace = slack.workspace("acme")
+        admin = slack.user(workspace, "ada", is_admin=True)
+        member = slack.user(workspace, "bob")
+        assert workspace.bot_token
+        settings = world.settings.model_copy(update={
+            "slack_bot_token": SecretStr(workspace.bot_token),
+            "slack_signing_secret": SecretStr(slack.signing_secret),
+            "slack_api_base": slack.api_base})
+        channel = SlackChannel(settings, world.service.runtime.portal)
+        await channel.start()
+        app = Starlette(routes=list(channel.routes()))
+        try:
+            async with serve(app) as base, SlackDriver(slack, base) as driver:
+                yield Team(world=world, slack=slack, driver=driver, channel=channel,
+                           workspace=workspace, admin=admin, member=member)
+        finally:
+            await channel.stop()

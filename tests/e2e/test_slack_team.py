@@ -1,0 +1,177 @@
+"""Teams on Slack (SPEC §6b): /billing for admins and members, connect, seats with a preview.
+
+The real slack-bolt app of Portier's SlackChannel, against the fake Slack Web API, driven by
+requests signed the way Slack signs them, with the Stripe sandbox behind billing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import teams
+from billing.slack_models import ChatEvent
+from tests.e2e.slack_world import Team, slack_team
+from tests.world import World
+
+
+@pytest.fixture
+async def team(world: World) -> AsyncIterator[Team]:
+    """A workspace with an admin (Ada) and a member (Bob), Portier's Slack app installed."""
+    async with slack_team(world) as t:
+        yield t
+
+
+def _quantity(team: Team, customer: str) -> int:
+    subs = team.world.sandbox.store.all("subscription", lambda s: s["customer"] == customer)
+    return int(subs[0]["items"]["data"][0]["quantity"])
+
+
+async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -> None:
+    """An admin's /billing offers the team plan; the seats modal takes a number within
+    [team] min/max and answers with Checkout for that quantity; free text is refused."""
+    answer = await team.billing_command(team.admin)
+    assert "no team plan yet" in answer.content
+    assert (await team.driver.press(team.admin, answer, "Start the team plan")).status == 200
+    modal = await team.slack.next_view(team.admin)
+    assert "How many seats" in modal.content
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "lots"}})
+    again = await team.slack.next_view(team.admin)  # asked again, in a fresh modal
+    assert "not a number" in again.content
+    await team.driver.submit(team.admin, again, {"answer": {"value": "4"}})
+    paid = await team.slack.next_ephemeral(team.admin)
+    url = paid.button("Pay with Stripe")["url"]
+    session = team.world.sandbox.get(url.rsplit("/", 1)[1])
+    assert (session["amount_total"], session["metadata"]["portier_team"]) == (
+        4 * 800, team.workspace.id)  # team_seat_monthly: EUR 8.00 a seat
+
+
+async def test_billing_for_a_member_without_a_plan_points_to_the_admins(team: Team) -> None:
+    """A member is told that an admin starts the plan, and gets no admin buttons."""
+    answer = await team.billing_command(team.member)
+    assert "admin or owner" in answer.content and answer.buttons() == []
+
+
+async def test_connect_with_a_token_links_the_workspace(team: Team) -> None:
+    """`/billing connect <token>` by an admin links the workspace once; a member's does
+    nothing; the token then shows the team plan to every admin."""
+    customer = await team.world.customer_with_plan("team_seat_monthly")
+    token = await team.world.mint(customer["id"])
+    refused = await team.billing_command(team.member, f"connect {token}")
+    assert "Only the workspace's admins" in refused.content
+    assert await team.link_of() is None
+    done = await team.billing_command(team.admin, f"connect {token}")
+    assert "Connected" in done.content
+    assert (await team.link_of()).customer_id == customer["id"]
+    plan = await team.billing_command(team.admin)
+    assert "1 seats purchased, 0 assigned" in plan.content
+
+
+async def test_add_seats_with_a_preview_then_confirm(team: Team) -> None:
+    """Add seats: the modal's number → Stripe's preview → Confirm applies that quantity."""
+    customer = await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    assert "3 seats purchased" in plan.content
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "5"}})
+    preview = await team.slack.next_ephemeral(team.admin)
+    assert "From 3 to 5 seats" in preview.content and "prorated" in preview.content
+    await team.driver.press(team.admin, preview, "Confirm")
+    done = await team.slack.next_ephemeral(team.admin)
+    assert "now has 5 seats" in done.content
+    assert _quantity(team, customer) == 5
+
+
+async def test_seats_out_of_bounds_or_below_assigned_are_refused(team: Team) -> None:
+    """0 or more than max seats, and fewer than the seats assigned, change nothing."""
+    customer = await team.buy(3)
+    async with team.billing.db.session() as session:
+        for member in ("U1", "U2", "U3"):
+            await teams.assign_seat(session, channel="slack", team_id=team.workspace.id,
+                                    user_id=member)
+    for typed, says in (("0", "from 1 to 500"), ("501", "from 1 to 500"),
+                        ("2", "3 seats are assigned")):
+        plan = await team.billing_command(team.admin)
+        await team.driver.press(team.admin, plan, "Add or remove seats")
+        modal = await team.slack.next_view(team.admin)
+        await team.driver.submit(team.admin, modal, {"answer": {"value": typed}})
+        refused = await team.slack.next_ephemeral(team.admin)
+        assert says in refused.content and "Nothing was changed" in refused.content
+    assert _quantity(team, customer) == 3
+
+
+async def test_a_member_pressing_an_admin_action_changes_nothing(team: Team) -> None:
+    """A member who presses (or forges) an admin's Confirm is refused; the seats stay."""
+    customer = await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "4"}})
+    preview = await team.slack.next_ephemeral(team.admin)
+    value = preview.button("Confirm")["value"]
+    await team.driver.press(team.member, preview, "Confirm", value=value)
+    refused = await team.slack.next_ephemeral(team.member)
+    assert "Only the workspace's admins" in refused.content
+    assert _quantity(team, customer) == 3
+    team.slack.update_user(team.admin, is_admin=False)  # demoted: decided on every action
+    await team.driver.press(team.admin, preview, "Confirm")
+    assert "Only the workspace's admins" in (await team.slack.next_ephemeral(team.admin)).content
+    assert _quantity(team, customer) == 3
+
+
+async def test_another_workspaces_action_changes_nothing(team: Team) -> None:
+    """An admin of another workspace sending this team's Confirm data changes nothing."""
+    customer = await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "4"}})
+    preview = await team.slack.next_ephemeral(team.admin)
+    value = preview.button("Confirm")["value"]
+    other = team.slack.workspace("globex")
+    eve = team.slack.user(other, "eve", is_owner=True)
+    delivery = await team.driver.press(eve, preview, "Confirm", value=value)
+    assert delivery.status == 200
+    assert _quantity(team, customer) == 3
+    assert await team.link_of(other) is None
+
+
+async def test_forged_and_old_signatures_get_401_and_change_nothing(team: Team) -> None:
+    """A request with a forged signature, or signed more than 5 minutes ago, gets 401."""
+    customer = await team.world.customer_with_plan("team_seat_monthly")
+    token = await team.world.mint(customer["id"])
+    forged = await team.driver.command(team.admin, f"connect {token}", signature="v0=" + "0" * 64)
+    old = await team.driver.command(team.admin, f"connect {token}",
+                                    timestamp=int(time.time()) - 301)
+    assert (forged.status, old.status) == (401, 401)
+    await team.slack.assert_no_message(team.admin)
+    assert team.slack.ephemerals(team.admin) == []
+    assert await team.link_of() is None
+
+
+async def test_a_retried_event_is_handled_once(team: Team) -> None:
+    """Slack's retry of an event (X-Slack-Retry-Num) is acked and recorded once."""
+    first = await team.driver.app_home_opened(team.admin, event_id="Ev0RETRY1")
+    again = await team.driver.redeliver(first, retry_num=1)
+    assert (first.status, again.status) == (200, 200)
+    async with team.billing.db.session() as session:
+        count = await session.scalar(select(func.count()).select_from(ChatEvent).where(
+            ChatEvent.event_id == "Ev0RETRY1"))
+    assert count == 1
+
+
+async def test_a_member_requests_a_seat_once(team: Team) -> None:
+    """A member without a seat can request one; a second request changes nothing."""
+    await team.buy(3)
+    answer = await team.billing_command(team.member)
+    assert "don't hold a seat" in answer.content
+    await team.driver.press(team.member, answer, "Request a seat")
+    assert "went to the billing admins" in (await team.slack.next_ephemeral(team.member)).content
+    again = await team.billing_command(team.member)
+    await team.driver.press(team.member, again, "Request a seat")
+    assert "already with the billing admins" in (
+        await team.slack.next_ephemeral(team.member)).content
