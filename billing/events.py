@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import billing.mirror_events  # noqa: F401 - registers the mirror's handlers first
+import billing.team_events  # noqa: F401 - a team Checkout links its workspace
 from billing.links import link_customer
 from billing.notices import enqueue
 from billing.services import Billing

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from billing import seats, teams
-from billing.links import find_link, link_customer
+from billing.links import find_link
 from bot.slack import SlackChannel
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
@@ -45,17 +45,16 @@ class Team:
         return await self.slack.next_ephemeral(user)
 
     async def buy(self, count: int = 3) -> str:
-        """Buy `count` seats for the workspace through Checkout, and link it (the customer)."""
+        """Buy `count` seats for the workspace through Checkout (which links it); return the
+        customer."""
         url = await seats.start_team_checkout(self.billing, team_id=self.workspace.id,
                                               user_id=self.admin.id, seats=count, locale="en")
         done = await asyncio.to_thread(self.world.sandbox.complete_checkout,
                                        url.rsplit("/", 1)[1])
-        await self.world.webhooks_idle()
+        await self.world.settle()
         customer = str(done["customer"])
-        async with self.billing.db.session() as session:
-            await link_customer(session, channel="slack", user_id=teams.team_key(
-                self.workspace.id), chat_id=f"{self.workspace.id}:{self.admin.id}",
-                customer_id=customer)
+        link = await self.link_of()
+        assert link is not None and link.customer_id == customer, link
         return customer
 
     async def link_of(self, workspace: FakeWorkspace | None = None) -> Any:

@@ -32,7 +32,8 @@ def _quantity(team: Team, customer: str) -> int:
 
 async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -> None:
     """An admin's /billing offers the team plan; the seats modal takes a number within
-    [team] min/max and answers with Checkout for that quantity; free text is refused."""
+    [team] min/max and answers with Checkout for that quantity (free text is refused); once
+    paid, the workspace is linked and /billing shows its team plan."""
     answer = await team.billing_command(team.admin)
     assert "no team plan yet" in answer.content
     assert (await team.driver.press(team.admin, answer, "Start the team plan")).status == 200
@@ -47,6 +48,10 @@ async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -
     session = team.world.sandbox.get(url.rsplit("/", 1)[1])
     assert (session["amount_total"], session["metadata"]["portier_team"]) == (
         4 * 800, team.workspace.id)  # team_seat_monthly: EUR 8.00 a seat
+    await team.world.follow(url)
+    await team.world.settle()
+    plan = await team.billing_command(team.admin)
+    assert "4 seats purchased, 0 assigned" in plan.content, plan.content
 
 
 async def test_billing_for_a_member_without_a_plan_points_to_the_admins(team: Team) -> None:
