@@ -17,6 +17,9 @@ SECRET_SHAPES = {  # matched in full
     "stripe_secret_key": re.compile(r"[sr]k_(test|live)_\S+"),
     "stripe_webhook_secret": re.compile(r"whsec_\S+"),
     "telegram_bot_token": re.compile(r"\d+:[A-Za-z0-9_-]+"),
+    "slack_bot_token": re.compile(r"xoxb-[A-Za-z0-9-]+"),
+    # A Fernet key: 32 bytes in URL-safe base64 (cryptography's Fernet.generate_key()).
+    "data_key": re.compile(r"[A-Za-z0-9_-]{43}="),
     # Telegram's rule for setWebhook's secret_token.
     "telegram_webhook_secret": re.compile(r"[A-Za-z0-9_-]{1,256}"),
 }
@@ -33,9 +36,13 @@ EXPECTED = {
     "TELEGRAM_WEBHOOK_URL": "an http(s) URL",
     "TELEGRAM_WEBHOOK_SECRET": "1-256 characters of A-Z, a-z, 0-9, _ and -",
     "TELEGRAM_ADMIN_IDS": "comma-separated Telegram user ids (integers)",
-    "SLACK_BOT_TOKEN": "a Slack bot token",
+    "SLACK_BOT_TOKEN": "a Slack bot token starting with xoxb-",
     "SLACK_SIGNING_SECRET": "a Slack signing secret",
     "SLACK_API_BASE": "an http(s) URL",
+    "SLACK_CLIENT_ID": "the app's client id, like 1111111111.2222222222",
+    "SLACK_CLIENT_SECRET": "the app's client secret",
+    "SLACK_OAUTH_BASE": "an http(s) URL",
+    "PORTIER_DATA_KEY": "a Fernet key (32 bytes in URL-safe base64, 44 characters)",
     "PORTIER_HOST": "a host name or IP address",
     "PORTIER_PORT": "an integer 1-65535",
     "PORTIER_PUBLIC_URL": "an http(s) URL",
@@ -81,6 +88,10 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
     slack_api_base: str = _env("SLACK_API_BASE", "https://slack.com/api/")
+    slack_client_id: str | None = _env("SLACK_CLIENT_ID", pattern=r"^\d+\.\d+$")
+    slack_client_secret: SecretStr | None = _env("SLACK_CLIENT_SECRET")
+    slack_oauth_base: str = _env("SLACK_OAUTH_BASE", "https://slack.com/oauth/v2/authorize")
+    data_key: SecretStr | None = _env("PORTIER_DATA_KEY")
     host: str = _env("PORTIER_HOST", "127.0.0.1", min_length=1)
     port: int = _env("PORTIER_PORT", 8080, ge=1, le=65535)
     public_url: str = _env("PORTIER_PUBLIC_URL", "http://localhost:8080")
@@ -99,7 +110,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "stripe_api_base", "telegram_api_base", "telegram_webhook_url", "slack_api_base"
+        "stripe_api_base", "telegram_api_base", "telegram_webhook_url", "slack_api_base",
+        "slack_oauth_base",
     )
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -137,8 +149,15 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        """Whether the Slack channel is on (both bot token and signing secret are set)."""
-        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+        """Whether the Slack channel is on: a signing secret with a bot token (one
+        workspace) or with OAuth's client id and secret (many)."""
+        return self.slack_signing_secret is not None and (
+            self.slack_bot_token is not None or self.slack_oauth)
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Whether workspaces install the app by OAuth (client id and secret are set)."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
 
     @property
     def telegram_webhook_mode(self) -> bool:
@@ -164,9 +183,30 @@ class Settings(BaseSettings):
                 " when SLACK_BOT_TOKEN is set",
             ),
             (
-                self.slack_signing_secret is not None and self.slack_bot_token is None,
+                self.slack_signing_secret is not None and self.slack_bot_token is None
+                and self.slack_client_id is None and self.slack_client_secret is None,
                 "SLACK_BOT_TOKEN",
-                " when SLACK_SIGNING_SECRET is set",
+                " when SLACK_SIGNING_SECRET is set (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)",
+            ),
+            (
+                self.slack_client_id is not None and self.slack_client_secret is None,
+                "SLACK_CLIENT_SECRET",
+                " when SLACK_CLIENT_ID is set",
+            ),
+            (
+                self.slack_client_secret is not None and self.slack_client_id is None,
+                "SLACK_CLIENT_ID",
+                " when SLACK_CLIENT_SECRET is set",
+            ),
+            (
+                self.slack_oauth and self.slack_signing_secret is None,
+                "SLACK_SIGNING_SECRET",
+                " when SLACK_CLIENT_ID is set",
+            ),
+            (
+                self.slack_oauth and self.data_key is None,
+                "PORTIER_DATA_KEY",
+                " with SLACK_CLIENT_ID (installations' tokens are stored encrypted)",
             ),
         ]
         problems = [
