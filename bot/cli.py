@@ -140,6 +140,15 @@ async def _backfill_revenue(settings: Settings) -> None:
         print(f"  - {unknown}")
 
 
+async def _broadcast(args: argparse.Namespace) -> None:
+    from bot.broadcast_cmd import BroadcastCommandError, run
+
+    try:
+        print(await run(_settings(), args))
+    except BroadcastCommandError as error:
+        raise CommandError(str(error)) from None
+
+
 async def _metrics(args: argparse.Namespace) -> None:
     from bot.revenue_cmd import show_metrics
 
@@ -272,6 +281,10 @@ def parser() -> argparse.ArgumentParser:
     metrics.add_argument("--month", metavar="YYYY-MM", help="the month (default: this one)")
     metrics.add_argument("--csv", metavar="FILE", type=Path,
                          help="also write the 12 months up to it as CSV (see README)")
+    from bot.broadcast_cmd import add_arguments as broadcast_arguments
+
+    broadcast_arguments(add("broadcast", _broadcast, "Send a message to a segment of the "
+                            "linked customers; `broadcast status|cancel ID`."))
     notices = add("notices", _notices, "Count the notices by delivery state, or list those "
                   "in doubt.")
     notices.add_argument("--unknown", action="store_true",

@@ -37,6 +37,7 @@ COMMANDS = (
 # Shown, and answered, only for business admins (SPEC §5, §6c).
 ADMIN_COMMANDS = (
     ("stats", N_("Revenue figures and the MRR chart")),
+    ("broadcast", N_("Send a message to your customers")),
 )
 
 

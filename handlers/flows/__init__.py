@@ -1,6 +1,7 @@
 """The customer conversations; importing this package registers them on the router."""
 
 from handlers.flows import (
+    broadcast,
     cancel,
     card,
     change,
@@ -15,5 +16,5 @@ from handlers.flows import (
     team,
 )
 
-__all__ = ["cancel", "card", "change", "forget", "help", "invoices", "plan", "settings",
-           "start", "stats", "subscribe", "team"]
+__all__ = ["broadcast", "cancel", "card", "change", "forget", "help", "invoices", "plan",
+           "settings", "start", "stats", "subscribe", "team"]

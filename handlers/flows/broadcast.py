@@ -1,0 +1,273 @@
+"""`/broadcast` for business admins: a message to a segment of the linked customers.
+
+    /broadcast → the text (Telegram HTML, checked) → a button: none, a link, or a plan
+    → the segment: all, a status, a plan or a language → the kind: offer or service
+    → the preview with the recipient count: test send · send now · in an hour · discard
+    → the progress message (Refresh edits it; the report when all are settled) · Cancel
+
+Only admins reach it (routes registered `admin=True`; the free-text answers check it too).
+The draft lives in the pending state (billing.state); sending is billing.broadcasts' (one
+outbox notice per recipient).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from billing import broadcasts
+from billing.broadcasts import BroadcastError, Progress, Segment
+from billing.models import utcnow
+from billing.state import expect, take
+from handlers.context import Ctx
+from handlers.i18n import LANGUAGES
+from handlers.notices import render_notice
+from handlers.replies import Button, Reply, rows
+from handlers.router import router
+
+KIND = "broadcast"
+_KEY = r"([a-z0-9_-]{1,24})"
+
+
+async def _save(ctx: Ctx, data: dict[str, Any]) -> None:
+    async with ctx.billing.db.session() as session:
+        await expect(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id, kind=KIND,
+                     data=data)
+
+
+async def _draft(ctx: Ctx) -> dict[str, Any] | None:
+    async with ctx.billing.db.session() as session:
+        pending = await take(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
+    if pending is None or pending.kind != KIND:
+        if pending is not None:  # someone else's question: leave it waiting
+            async with ctx.billing.db.session() as session:
+                await expect(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id,
+                             kind=pending.kind, data=pending.data)
+        return None
+    return pending.data
+
+
+def _expired(ctx: Ctx) -> list[Reply]:
+    return [Reply(ctx.t("This draft is gone. Start again with /broadcast."))]
+
+
+def _ask_text(ctx: Ctx, problem: str | None = None) -> Reply:
+    text = ctx.t("Send me the message. You may use Telegram's formatting: <b>bold</b>, "
+                 "<i>italic</i>, <a href=\"https://…\">links</a>.")
+    if problem:
+        text = ctx.t("Telegram would refuse this message: {problem}. Nothing was sent.",
+                     problem=problem) + "\n" + text
+    return Reply(text, title=ctx.t("New broadcast"), expect_text=True)
+
+
+@router.command("broadcast", admin=True)
+async def start_broadcast(ctx: Ctx, _args: str) -> list[Reply]:
+    """Start a draft: ask for the text."""
+    await _save(ctx, {"step": "text"})
+    return [_ask_text(ctx)]
+
+
+@router.answer(KIND)
+async def take_answer(ctx: Ctx, text: str, data: dict[str, Any]) -> list[Reply]:
+    """Take the message text, or the button's link."""
+    if not ctx.admin:
+        return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
+    step = data.get("step")
+    if step == "text":
+        try:
+            broadcasts.check_html(text)
+        except BroadcastError as error:
+            await _save(ctx, data)
+            return [_ask_text(ctx, str(error))]
+        data.update(step="button", text=text)
+        await _save(ctx, data)
+        return [_ask_button(ctx)]
+    if step == "url":
+        try:
+            data.update(url=broadcasts.check_button_url(text), step="segment")
+        except BroadcastError as error:
+            await _save(ctx, data)
+            return [Reply(ctx.t("That link does not work: {problem}. Send an https:// link.",
+                                problem=str(error)), expect_text=True)]
+        await _save(ctx, data)
+        return [_ask_segment(ctx)]
+    await _save(ctx, data)
+    return [Reply(ctx.t("Please answer with the buttons."))]
+
+
+def _ask_button(ctx: Ctx) -> Reply:
+    buttons = [Button(ctx.t("No button"), action="bc:btn:none"),
+               Button(ctx.t("A link"), action="bc:btn:url")]
+    buttons += [Button(ctx.t("Plan {plan}", plan=p.name), action=f"bc:btn:plan:{p.key}")
+                for p in ctx.billing.catalog.plans]
+    return Reply(ctx.t("Add a button under the message?"), buttons=rows(*buttons, per_row=2))
+
+
+@router.button(r"bc:btn:(none|url|plan:[a-z0-9_-]{1,24})", admin=True)
+async def choose_button(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Take the button choice."""
+    data = await _draft(ctx)
+    if data is None or "text" not in data:
+        return _expired(ctx)
+    choice = match.group(1)
+    if choice == "url":
+        data["step"] = "url"
+        await _save(ctx, data)
+        return [Reply(ctx.t("Send me the link the button opens."), expect_text=True)]
+    data.update(step="segment", url=None, plan=None)
+    if choice.startswith("plan:"):
+        key = choice.removeprefix("plan:")
+        if ctx.billing.catalog.plan(key) is None:
+            await _save(ctx, data)
+            return [_ask_button(ctx)]
+        data["plan"] = key
+    await _save(ctx, data)
+    return [_ask_segment(ctx)]
+
+
+def _ask_segment(ctx: Ctx) -> Reply:
+    buttons = [Button(ctx.t("All customers"), action="bc:seg:all")]
+    names = {"active": ctx.t("Active"), "trialing": ctx.t("Trialing"),
+             "past_due": ctx.t("Past due"), "canceled": ctx.t("Canceled")}
+    buttons += [Button(names[s], action=f"bc:seg:status:{s}") for s in broadcasts.STATUSES]
+    buttons += [Button(ctx.t("Plan {plan}", plan=p.name), action=f"bc:seg:plan:{p.key}")
+                for p in ctx.billing.catalog.plans]
+    buttons += [Button(name, action=f"bc:seg:language:{code}")
+                for code, name in LANGUAGES.items()]
+    return Reply(ctx.t("Who should get it?"), buttons=rows(*buttons, per_row=2))
+
+
+@router.button(rf"bc:seg:(all|status|plan|language):?{_KEY}?", admin=True)
+async def choose_segment(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Take the segment, ask for the kind."""
+    data = await _draft(ctx)
+    if data is None or "text" not in data:
+        return _expired(ctx)
+    field, value = match.group(1), match.group(2)
+    valid = (field == "all" or (field == "status" and value in broadcasts.STATUSES)
+             or (field == "plan" and value and ctx.billing.catalog.plan(value))
+             or (field == "language" and value in LANGUAGES))
+    if not valid:
+        await _save(ctx, data)
+        return [_ask_segment(ctx)]
+    data.update(step="kind", segment={} if field == "all" else {field: value})
+    await _save(ctx, data)
+    return [Reply(ctx.t("Is it an offer (only customers who opted in to offers get it) or a "
+                        "service message (everyone in the segment gets it)?"),
+                  buttons=rows(Button(ctx.t("Offer"), action="bc:kind:offer"),
+                               Button(ctx.t("Service message"), action="bc:kind:service"),
+                               per_row=2))]
+
+
+def _segment(ctx: Ctx, chosen: dict[str, Any]) -> Segment:
+    plan = ctx.billing.catalog.plan(str(chosen.get("plan"))) if chosen.get("plan") else None
+    prices = broadcasts.plan_prices(plan.prices, ctx.billing.prices.by_key) if plan else None
+    return Segment(plan=plan.key if plan else None, prices=prices or frozenset(),
+                   status=chosen.get("status"), language=chosen.get("language"))
+
+
+async def _count(ctx: Ctx, data: dict[str, Any]) -> int:
+    async with ctx.billing.db.read() as session:
+        return len(await broadcasts.targets(session, _segment(ctx, data["segment"]),
+                                            kind=data["kind"]))
+
+
+@router.button(r"bc:kind:(offer|service)", admin=True)
+async def choose_kind(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Take the kind and show the preview."""
+    data = await _draft(ctx)
+    if data is None or "segment" not in data:
+        return _expired(ctx)
+    data.update(step="preview", kind=match.group(1))
+    await _save(ctx, data)
+    return await _preview(ctx, data)
+
+
+async def _preview(ctx: Ctx, data: dict[str, Any]) -> list[Reply]:
+    count = await _count(ctx, data)
+    return [_sample(ctx, data, subscribed=False),
+            Reply(ctx.t("It goes to {count} recipient(s).", count=count),
+                  title=ctx.t("Preview"),
+                  buttons=rows(Button(ctx.t("Test send to me"), action="bc:test"),
+                               Button(ctx.t("Send now"), action="bc:go:now"),
+                               Button(ctx.t("Send in an hour"), action="bc:go:hour"),
+                               Button(ctx.t("Discard"), action="bc:drop"), per_row=2))]
+
+
+def _sample(ctx: Ctx, data: dict[str, Any], *, subscribed: bool) -> Reply:
+    return render_notice(ctx, "broadcast", {"text": data["text"], "url": data.get("url"),
+                                            "plan": data.get("plan"),
+                                            "subscribed": subscribed})
+
+
+@router.button("bc:test", admin=True)
+async def test_send(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Send the message to the admin as a recipient would get it."""
+    data = await _draft(ctx)
+    if data is None or data.get("step") != "preview":
+        return _expired(ctx)
+    await _save(ctx, data)
+    return [_sample(ctx, data, subscribed=ctx.link is not None), *(await _preview(ctx, data))[1:]]
+
+
+@router.button("bc:drop", admin=True)
+async def discard(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Forget the draft."""
+    await _draft(ctx)
+    return [Reply(ctx.t("The draft is discarded. Nothing was sent."))]
+
+
+@router.button(r"bc:go:(now|hour)", admin=True)
+async def send(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Queue the broadcast: one notice per recipient."""
+    data = await _draft(ctx)
+    if data is None or data.get("step") != "preview":
+        return _expired(ctx)
+    at = utcnow() + timedelta(hours=1) if match.group(1) == "hour" else None
+    async with ctx.billing.db.session() as session:
+        made = await broadcasts.create(
+            session, text=data["text"], kind=data["kind"], segment=_segment(ctx, data["segment"]),
+            button_url=data.get("url"), button_plan=data.get("plan"), send_at=at,
+            created_by=f"{ctx.actor.channel}:{ctx.actor.user_id}")
+        found = await broadcasts.progress(session, made.id)
+    assert found is not None  # noqa: S101 - created in this very transaction
+    return [_progress(ctx, found)]
+
+
+def _progress(ctx: Ctx, p: Progress, *, edit: bool = False) -> Reply:
+    lines = [ctx.t("{done} of {total} settled.", done=p.settled, total=p.recipients),
+             ctx.t("Delivered {delivered} · blocked {blocked} · failed {failed} · skipped "
+                   "{skipped}", delivered=p.delivered, blocked=p.blocked, failed=p.failed,
+                   skipped=p.skipped)]
+    titles = {"scheduled": ctx.t("Broadcast {id}: scheduled for {date}", id=p.id,
+                                 date=ctx.day(p.send_at)),
+              "sending": ctx.t("Broadcast {id}: sending", id=p.id),
+              "done": ctx.t("Broadcast {id}: report", id=p.id),
+              "canceled": ctx.t("Broadcast {id}: canceled", id=p.id)}
+    buttons = () if p.status in ("done", "canceled") else rows(
+        Button(ctx.t("Refresh"), action=f"bc:p:{p.id}"),
+        Button(ctx.t("Cancel broadcast"), action=f"bc:x:{p.id}"), per_row=2)
+    return Reply("\n".join(lines), title=titles[p.status], buttons=buttons, edit=edit)
+
+
+@router.button(r"bc:p:(\d{1,12})", admin=True)
+async def refresh(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Edit the progress message with the current counts (the report once all are done)."""
+    async with ctx.billing.db.read() as session:
+        found = await broadcasts.progress(session, int(match.group(1)))
+    if found is None:
+        return _expired(ctx)
+    return [_progress(ctx, found, edit=True)]
+
+
+@router.button(r"bc:x:(\d{1,12})", admin=True)
+async def cancel(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Drop the broadcast's notices not yet sent; show the report."""
+    broadcast_id = int(match.group(1))
+    async with ctx.billing.db.session() as session:
+        await broadcasts.cancel(session, broadcast_id)
+        found = await broadcasts.progress(session, broadcast_id)
+    if found is None:
+        return _expired(ctx)
+    return [_progress(ctx, found, edit=True)]

@@ -1,0 +1,156 @@
+"""`/broadcast` end to end: admins only, the draft's steps, the outbox sending one copy per
+recipient, a blocked chat in the report, cancel, and `portier broadcast` on the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from billing.models import Notice
+from billing.prefs import save_prefs
+from tests.fakes.telegram_objects import FakeUser
+from tests.world import World, make_world
+
+ADMIN = 4242
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    """A running Portier with one business admin, sending 100 messages a second."""
+    async with make_world(database_url, tmp_path, send_rate=100,
+                          admin_ids=frozenset({ADMIN})) as w:
+        yield w
+
+
+def _admin(world: World) -> FakeUser:
+    return world.telegram.user(ADMIN, first_name="Boss", language_code="en")
+
+
+async def _flush(world: World) -> None:
+    outbox = world.service.outbox
+    assert outbox is not None
+    outbox.kick()
+    await outbox.idle()
+
+
+async def _draft(world: World, admin: FakeUser, text: str, segment: str,
+                 kind: str) -> str:
+    """Walk the draft to its preview; return the preview's text."""
+    asked = await world.say(admin, "/broadcast")
+    assert "New broadcast" in (asked.text or "")
+    button = await world.say(admin, text)
+    segments = await world.press(admin, button, "No button")
+    assert not isinstance(segments, str)
+    kinds = await world.press(admin, segments, segment)
+    assert not isinstance(kinds, str)
+    sample = await world.press(admin, kinds, "Service message" if kind == "service"
+                               else "Offer")
+    assert not isinstance(sample, str)
+    preview = await world.telegram.next_message(admin)
+    assert "Preview" in (preview.text or "")
+    return preview.text or ""
+
+
+async def test_only_admins_may_broadcast(world: World) -> None:
+    """Anyone not in TELEGRAM_ADMIN_IDS gets the unknown-command answer and nothing is
+    queued."""
+    user, _ = await world.linked_user()
+    reply = await world.say(user, "/broadcast")
+    assert "I don't know that command" in (reply.text or "")
+    async with world.service.runtime.billing.db.read() as s:
+        assert list(await s.scalars(select(Notice).where(Notice.kind == "broadcast"))) == []
+
+
+async def test_bad_html_is_refused_before_anything_is_sent(world: World) -> None:
+    """A message Telegram would refuse gets a clear error and the question again."""
+    admin = _admin(world)
+    await world.say(admin, "/broadcast")
+    reply = await world.say(admin, "<b>Sale <i>now</b></i>")
+    assert "Telegram would refuse this message" in (reply.text or "")
+
+
+async def test_service_message_reaches_all_and_the_report_adds_up(world: World) -> None:
+    """Every linked customer gets one copy; a chat that blocked the bot counts as blocked;
+    delivered + blocked + failed + skipped is the recipient count."""
+    users = [(await world.linked_user())[0] for _ in range(3)]
+    world.telegram.fail_next("sendMessage", 403, chat_id=users[2])
+    admin = _admin(world)
+    preview = await _draft(world, admin, "<b>Maintenance</b> tonight", "All customers",
+                           "service")
+    assert "3 recipient(s)" in preview
+    sent = await world.press(admin, await _preview_message(world, admin), "Send now")
+    assert not isinstance(sent, str) and "Broadcast" in (sent.text or "")
+    await _flush(world)
+    for user in users[:2]:
+        got = await world.notice(user, "Maintenance tonight")
+        assert got.text == "Maintenance tonight"
+    report = await world.press(admin, sent, "Refresh")
+    assert not isinstance(report, str)
+    text = report.text or ""
+    assert "report" in text and "3 of 3 settled" in text
+    assert "Delivered 2 · blocked 1 · failed 0 · skipped 0" in text
+
+
+async def _preview_message(world: World, admin: FakeUser) -> object:
+    return world.telegram.messages(admin)[-1]
+
+
+async def test_an_offer_reaches_only_those_who_opted_in(world: World) -> None:
+    """An offer goes only to customers who turned offers on in /settings."""
+    keen, _ = await world.linked_user()
+    await world.linked_user()
+    async with world.service.runtime.billing.db.session() as s:
+        await save_prefs(s, channel="telegram", user_id=str(keen.id), offers=True)
+    preview = await _draft(world, _admin(world), "20% off", "All customers", "offer")
+    assert "1 recipient(s)" in preview
+
+
+async def test_cancel_drops_what_is_not_sent_yet(world: World) -> None:
+    """Scheduled and canceled, none of its copies goes out; the report counts them as
+    skipped."""
+    users = [(await world.linked_user())[0] for _ in range(2)]
+    admin = _admin(world)
+    await _draft(world, admin, "later", "All customers", "service")
+    queued = await world.press(admin, await _preview_message(world, admin), "Send in an hour")
+    assert not isinstance(queued, str) and "scheduled" in (queued.text or "")
+    report = await world.press(admin, queued, "Cancel broadcast")
+    assert not isinstance(report, str)
+    assert "canceled" in (report.text or "") and "skipped 2" in (report.text or "")
+    await _flush(world)
+    for user in users:
+        assert not any("later" == (m.text or "") for m in world.telegram.messages(user))
+
+
+async def test_the_command_line_counts_and_sends(world: World, tmp_path: Path) -> None:
+    """`portier broadcast --dry-run` prints the recipient count; a real one is queued and
+    `portier broadcast status ID` reports it."""
+    await world.linked_user()
+    await world.linked_user(language_code="de")
+    message = tmp_path / "msg.html"
+    message.write_text("<i>Hello</i>", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "STRIPE_", "SLACK_", "PORTIER_"))}
+    env["DATABASE_URL"] = world.settings.database_url
+
+    async def portier(*args: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.cli", "broadcast", *args], env=env,
+            capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "2 recipient(s)" in await portier("--text-file", str(message), "--dry-run")
+    assert "1 recipient(s)" in await portier("--text-file", str(message), "--dry-run",
+                                             "--language", "de")
+    queued = await portier("--text-file", str(message), "--no-wait")
+    assert queued.startswith("broadcast 1:")
+    await _flush(world)
+    status = await portier("status", "1")
+    assert "2 delivered" in status and "done" in status
