@@ -10,11 +10,15 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from billing import teams
 from billing.slack_models import ChatEvent
+from bot.service import bind, running
 from tests.e2e.slack_world import Team, slack_team
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_driver import SlackDriver
 from tests.world import World
 
 
@@ -180,3 +184,24 @@ async def test_a_member_requests_a_seat_once(team: Team) -> None:
     await team.driver.press(team.member, again, "Request a seat")
     assert "already with the billing admins" in (
         await team.slack.next_ephemeral(team.member)).content
+
+
+async def test_portier_serves_slack_when_configured(world: World) -> None:
+    """With SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, `portier run` serves POST /slack/events
+    on its own server (Bolt's 401 for a forged signature) and sends Slack notices."""
+    with FakeSlack() as slack:
+        workspace = slack.workspace("acme")
+        ada = slack.user(workspace, "ada", is_admin=True)
+        assert workspace.bot_token
+        settings = world.settings.model_copy(update={
+            "slack_bot_token": SecretStr(workspace.bot_token),
+            "slack_signing_secret": SecretStr(slack.signing_secret),
+            "slack_api_base": slack.api_base, "telegram_bot_token": None})
+        async with running(settings, sock=bind("127.0.0.1", 0)) as service, \
+                SlackDriver(slack, service.url) as driver:
+            assert (await driver.command(ada, signature="v0=" + "1" * 64)).status == 401
+            assert (await driver.command(ada)).status == 200
+            assert "no team plan yet" in (await slack.next_ephemeral(ada)).content
+            assert "slack" in service.worker.senders
+            channel = service.channel("slack")
+            assert channel is not None and channel.pacing.per_chat == 1.0
