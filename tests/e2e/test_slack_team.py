@@ -205,3 +205,27 @@ async def test_portier_serves_slack_when_configured(world: World) -> None:
             assert "slack" in service.worker.senders
             channel = service.channel("slack")
             assert channel is not None and channel.pacing.per_chat == 1.0
+
+
+async def test_an_expired_trigger_offers_a_button_that_opens_the_modal(team: Team) -> None:
+    """When the trigger expired before the modal could open, the question comes with an
+    Answer button whose fresh trigger opens it."""
+    await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    team.slack.trigger_ttl = 0.0
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    asked = await team.slack.next_ephemeral(team.admin)
+    assert "How many should it have" in asked.content and team.slack.open_view(team.admin) is None
+    team.slack.trigger_ttl = 3.0
+    await team.driver.press(team.admin, asked, "Answer")
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "4"}})
+    assert "From 3 to 4 seats" in (await team.slack.next_ephemeral(team.admin)).content
+
+
+async def test_a_german_admin_is_answered_in_german(team: Team) -> None:
+    """The Slack user's locale (users.info) picks the language of the answers."""
+    team.slack.update_user(team.admin, locale="de-DE")
+    answer = await team.billing_command(team.admin)
+    assert "noch keinen Team-Tarif" in answer.content
+    assert answer.button("Team-Tarif starten")
