@@ -92,3 +92,12 @@ async def seat_requests(session: AsyncSession, *, channel: str, team_id: str) ->
         select(SeatRequest.user_id).where(SeatRequest.channel == channel,
                                           SeatRequest.team_id == team_id)
         .order_by(SeatRequest.requested_at, SeatRequest.user_id)))
+
+
+async def drop_request(session: AsyncSession, *, channel: str, team_id: str,
+                       user_id: str) -> bool:
+    """Forget a member's seat request (declined); return False when none was waiting."""
+    result = await session.execute(delete(SeatRequest).where(
+        SeatRequest.channel == channel, SeatRequest.team_id == team_id,
+        SeatRequest.user_id == user_id))
+    return bool(getattr(result, "rowcount", 0))

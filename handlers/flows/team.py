@@ -9,11 +9,13 @@ button's data names a team, so another workspace's ids cannot be smuggled in.
 from __future__ import annotations
 
 import re
-from typing import Protocol, runtime_checkable
+import time
+from typing import Any, Protocol, runtime_checkable
 
 from billing import teams
 from billing.errors import BillingError
 from billing.links import Link, find_link, redeem_token
+from billing.notices import enqueue
 from billing.seats import (
     BelowAssigned,
     SameSeats,
@@ -21,17 +23,20 @@ from billing.seats import (
     SeatsOutOfRange,
     confirm_seats,
     preview_seats,
+    seat_to_buy,
     start_team_checkout,
     team_overview,
 )
 from billing.state import clear, expect
 from handlers.context import Actor, Ctx
+from handlers.notices import RENDERERS
 from handlers.problems import explain
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
 
 ADMIN, MEMBER, NOBODY = "admin", "member", "nobody"
 START_SEATS, CHANGE_SEATS = "team_start_seats", "team_seats"
+SEAT_REQUEST, SEAT_DECIDED = "seat_request", "seat_decided"  # notice kinds
 _NUMBER = re.compile(r"\s*(\d{1,6})\s*")
 
 
@@ -330,22 +335,116 @@ async def confirm(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
 
 @router.button("team:request")
 async def request(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
-    """Record a member's request for a seat (once; not for a seat already held)."""
+    """Record a member's request for a seat (once; not for a seat already held) and, in the
+    same transaction, the notice that asks the team's billing admin to decide."""
     who = await _who(ctx)
     if who is None:
         return _unknown(ctx)
     team, member, role = who
     if role == NOBODY:
         return _not_a_member(ctx)
-    if await _team_link(ctx, team) is None:
+    link = await _team_link(ctx, team)
+    if link is None:
         return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    channel = ctx.actor.channel
     async with ctx.billing.db.session() as session:
-        if await teams.holds_seat(session, channel=ctx.actor.channel, team_id=team,
-                                  user_id=member):
+        if await teams.holds_seat(session, channel=channel, team_id=team, user_id=member):
             return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
-        fresh = await teams.request_seat(session, channel=ctx.actor.channel, team_id=team,
+        fresh = await teams.request_seat(session, channel=channel, team_id=team,
                                          user_id=member)
+        if fresh:
+            await enqueue(session, dedupe_key=f"seat_request:{team}:{member}:{time.time_ns()}",
+                          channel=channel, user_id=link.chat_id, chat_id=link.chat_id,
+                          kind=SEAT_REQUEST,
+                          params={"member": member, "name": ctx.actor.name or member})
     if not fresh:
         return [Reply(ctx.t("Your request is already with the billing admins. Nothing was "
                             "changed."))]
     return [Reply(ctx.t("Your request for a seat went to the billing admins."), edit=True)]
+
+
+def _seat_request(ctx: Ctx, params: dict[str, Any]) -> Reply:
+    member = str(params.get("member") or "")
+    return Reply(ctx.t("{name} asks for a seat of the team plan.",
+                       name=str(params.get("name") or member)),
+                 title=ctx.t("Seat request"), buttons=rows(
+                     Button(ctx.t("Approve"), action=f"team:approve:{member}"),
+                     Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2))
+
+
+def _seat_decided(ctx: Ctx, params: dict[str, Any]) -> Reply:
+    if params.get("approved"):
+        return Reply(ctx.t("Your request was approved: you now hold a seat of the team plan."))
+    return Reply(ctx.t("Your request for a seat was declined."))
+
+
+RENDERERS[SEAT_REQUEST] = _seat_request
+RENDERERS[SEAT_DECIDED] = _seat_decided
+
+
+async def _seat_for(ctx: Ctx, customer_id: str, team: str) -> Reply | None:
+    """Make sure a purchased seat is free: buy one, as previewed, when none is; return why
+    not."""
+    try:
+        buy = await seat_to_buy(ctx.billing, customer_id=customer_id,
+                                assigned=await _assigned(ctx, team))
+        if buy is None:
+            return None
+        change = await confirm_seats(ctx.billing, customer_id=customer_id, seats=buy.seats,
+                                     proration_date=buy.proration_date, amount=buy.prorated,
+                                     assigned=await _assigned(ctx, team))
+    except BillingError as error:
+        return _failed(ctx, error)[0]
+    if change.outcome != "applied":
+        return Reply(ctx.t("The price changed since the preview. Please try again. Nothing "
+                           "was changed."))
+    return None
+
+
+async def _decide(ctx: Ctx, member: str, *, approve: bool) -> list[Reply]:
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    link = await _team_link(ctx, team)
+    if link is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    channel = ctx.actor.channel
+    async with ctx.billing.db.session() as session:
+        # Claimed by a guarded DELETE: of two admins deciding at once, one wins.
+        claimed = await teams.drop_request(session, channel=channel, team_id=team,
+                                           user_id=member)
+    if not claimed:  # decided already (the first decision wins), or never asked
+        return [Reply(ctx.t("That request was already decided. Nothing was changed."),
+                      edit=True)]
+    if approve:
+        problem = await _seat_for(ctx, link.customer_id, team)
+        if problem is not None:  # nothing bought: the request waits again
+            async with ctx.billing.db.session() as session:
+                await teams.request_seat(session, channel=channel, team_id=team,
+                                         user_id=member)
+            return [problem]
+    async with ctx.billing.db.session() as session:
+        if approve:
+            await teams.assign_seat(session, channel=channel, team_id=team, user_id=member)
+        requester = f"{team}:{member}"
+        await enqueue(session, dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
+                      channel=channel, user_id=requester, chat_id=requester,
+                      kind=SEAT_DECIDED, params={"approved": approve})
+    text = (ctx.t("Approved: the member now holds a seat.") if approve
+            else ctx.t("Declined. The member was told."))
+    return [Reply(text, edit=True, buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+
+
+@router.button(r"team:approve:([A-Z0-9]{1,32})")
+async def approve(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Approve a member's seat request: buy a seat if none is free, assign it, tell them."""
+    return await _decide(ctx, match.group(1), approve=True)
+
+
+@router.button(r"team:deny:([A-Z0-9]{1,32})")
+async def deny(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+    """Decline a member's seat request and tell them."""
+    return await _decide(ctx, match.group(1), approve=False)

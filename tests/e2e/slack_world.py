@@ -78,10 +78,15 @@ async def slack_team(world: World) -> AsyncIterator[Team]:
             "slack_api_base": slack.api_base})
         channel = SlackChannel(settings, world.service.runtime.portal)
         await channel.start()
+        service = world.service
+        service.worker.senders["slack"] = channel.send  # as `running` does for its channels
+        if service.outbox is not None:
+            service.outbox.pace.pacing["slack"] = channel.pacing
         app = Starlette(routes=list(channel.routes()))
         try:
             async with serve(app) as base, SlackDriver(slack, base) as driver:
                 yield Team(world=world, slack=slack, driver=driver, channel=channel,
                            workspace=workspace, admin=admin, member=member)
         finally:
+            service.worker.senders.pop("slack", None)
             await channel.stop()

@@ -176,6 +176,7 @@ async def test_a_retried_event_is_handled_once(team: Team) -> None:
 async def test_a_member_requests_a_seat_once(team: Team) -> None:
     """A member without a seat can request one; a second request changes nothing."""
     await team.buy(3)
+    team.world.service.worker.senders.pop("slack")  # the admin's DM is not looked at here
     answer = await team.billing_command(team.member)
     assert "don't hold a seat" in answer.content
     await team.driver.press(team.member, answer, "Request a seat")
@@ -229,3 +230,50 @@ async def test_a_german_admin_is_answered_in_german(team: Team) -> None:
     answer = await team.billing_command(team.admin)
     assert "noch keinen Team-Tarif" in answer.content
     assert answer.button("Team-Tarif starten")
+
+
+async def test_an_approved_request_buys_a_seat_only_when_none_is_free(team: Team) -> None:
+    """A member's request reaches the billing admin's DM with Approve / Deny; approving
+    with every seat taken buys one (quantity + 1), assigns it and tells the member by DM;
+    the first decision wins."""
+    customer = await team.buy(1)
+    async with team.billing.db.session() as session:
+        await teams.assign_seat(session, channel="slack", team_id=team.workspace.id,
+                                user_id=team.admin.id)
+    answer = await team.billing_command(team.member)
+    await team.driver.press(team.member, answer, "Request a seat")
+    await team.slack.next_ephemeral(team.member)
+    await team.world.settle()
+    asked = await team.slack.next_message(team.admin)
+    assert "asks for a seat" in asked.content
+    await team.driver.press(team.admin, asked, "Approve")
+    decided = await team.slack.next_message(team.admin)  # the request's message, updated
+    assert (decided.ts, decided.edited) == (asked.ts, True)
+    assert "now holds a seat" in decided.content
+    assert _quantity(team, customer) == 2
+    await team.world.settle()
+    told = await team.slack.next_message(team.member)
+    assert "approved" in told.content
+    again = await team.driver.act(team.admin, asked, [{
+        "action_id": "portier:act:1", "block_id": "x", "type": "button",
+        "value": f"team:deny:{team.member.id}", "action_ts": "1"}])
+    assert again.status == 200
+    assert "already decided" in (await team.slack.next_message(team.admin)).content
+    mine = await team.billing_command(team.member)
+    assert "You hold a seat" in mine.content
+    assert _quantity(team, customer) == 2
+
+
+async def test_a_denied_request_tells_the_member(team: Team) -> None:
+    """Deny drops the request, buys nothing and tells the member by DM."""
+    customer = await team.buy(2)
+    answer = await team.billing_command(team.member)
+    await team.driver.press(team.member, answer, "Request a seat")
+    await team.slack.next_ephemeral(team.member)
+    await team.world.settle()
+    asked = await team.slack.next_message(team.admin)
+    await team.driver.press(team.admin, asked, "Deny")
+    assert "Declined" in (await team.slack.next_message(team.admin)).content
+    await team.world.settle()
+    assert "declined" in (await team.slack.next_message(team.member)).content
+    assert _quantity(team, customer) == 2
