@@ -280,9 +280,18 @@ class SlackChannel:
         await self.answer(actor, replies, respond=None, trigger=body.get("trigger_id"),
                           where=where)
 
-    async def on_home(self, event: dict[str, Any]) -> None:
-        """Nothing yet for the App Home (the dashboard comes with /billing)."""
-        return None
+    async def on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Publish the App Home: the team-plan dashboard for admins, seat status for members
+        (the same replies as `/billing`)."""
+        if event.get("tab") not in (None, "home"):
+            return
+        actor = await self._actor(body.get("team_id"), event.get("user"))
+        if actor is None:
+            return
+        replies = await self.portal.command(actor, "billing", "")
+        shown = [block for reply in replies for block in blocks(reply)][:100]
+        _team, _, user = actor.user_id.partition(":")
+        await self.client.views_publish(user_id=user, view={"type": "home", "blocks": shown})
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Log a listener's failure without secrets."""

@@ -277,3 +277,15 @@ async def test_a_denied_request_tells_the_member(team: Team) -> None:
     await team.world.settle()
     assert "declined" in (await team.slack.next_message(team.member)).content
     assert _quantity(team, customer) == 2
+
+
+async def test_app_home_shows_the_dashboard_or_the_seat(team: Team) -> None:
+    """Opening the App Home publishes the team plan for an admin and the seat status, with
+    Request a seat, for a member."""
+    await team.buy(3)
+    await team.driver.app_home_opened(team.admin)
+    home = await team.slack.wait_for_home(team.admin)
+    assert "3 seats purchased" in home.content and home.button("Add or remove seats")
+    await team.driver.app_home_opened(team.member)
+    theirs = await team.slack.wait_for_home(team.member)
+    assert "don't hold a seat" in theirs.content and theirs.button("Request a seat")
