@@ -184,7 +184,7 @@ def _broadcast(ctx: Ctx, params: Params) -> Reply:
     text = broadcast_text(str(params.get("text") or ""))
     button = None
     if params.get("url"):
-        button = Button(ctx.t("Open"), url=str(params["url"]))
+        button = Button(ctx.t("Open link"), url=str(params["url"]))
     elif params.get("plan") and (plan := ctx.billing.catalog.plan(str(params["plan"]))):
         prices = sorted((ctx.billing.prices.by_key[k] for k in plan.prices
                          if k in ctx.billing.prices.by_key),
