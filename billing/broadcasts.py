@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.mirror_models import MirrorSubscription
 from billing.models import Base, ChatLink, Notice, Preference, UTCDateTime, utcnow
-from billing.notices import add_many
+from billing.notices import add_many, enqueue
 
 KIND = "broadcast"
 KINDS = ("offer", "service")
@@ -365,6 +365,31 @@ async def watch(session: AsyncSession, broadcast_id: int, *, channel: str, chat_
     if row is not None:
         row.progress_channel, row.progress_chat = channel, chat_id
         row.progress_message = message_id
+
+
+REPORT = "broadcast_report"
+
+
+async def queue_reports(session: AsyncSession) -> int:
+    """Queue the report to the admin of each watched broadcast that has settled (one notice
+    under `broadcast_report:<id>`, so a report is never sent twice); return how many."""
+    added = 0
+    for row in await watched(session):
+        found = await progress(session, row.id)
+        if found is None or not (found.finished or found.status == "canceled"):
+            continue
+        row.reported_at = utcnow()
+        if row.progress_channel is None or row.progress_chat is None:
+            continue
+        user_id = (row.created_by or "").partition(":")[2] or row.progress_chat
+        added += await enqueue(
+            session, dedupe_key=f"{REPORT}:{row.id}", channel=row.progress_channel,
+            user_id=user_id, chat_id=row.progress_chat, kind=REPORT,
+            params={"broadcast": row.id, "status": found.status,
+                    "recipients": found.recipients, "delivered": found.delivered,
+                    "blocked": found.blocked, "failed": found.failed,
+                    "skipped": found.skipped})
+    return added
 
 
 async def watched(session: AsyncSession) -> list[Broadcast]:

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from billing import broadcasts
 from billing.db import Database, async_url
 from billing.reminders import scan_cards, scan_renewals
 from billing.revenue import snapshot
@@ -106,7 +107,7 @@ class Scheduler:
                  worker: Worker | None = None, elect_every: float = 5.0,
                  scan_every: float = 600.0, sweep_every: float = 900.0,
                  events_every: float = 30.0, outbox_every: float = 5.0,
-                 revenue_every: float = 86400.0) -> None:
+                 revenue_every: float = 86400.0, broadcasts_every: float = 5.0) -> None:
         self.billing = billing
         self.outbox = outbox
         self.worker = worker
@@ -114,10 +115,12 @@ class Scheduler:
         self.leader = False
         self.runs: Counter[str] = Counter()  # job name → runs on this replica
         self._every = {"reminders": scan_every, "sweep": sweep_every, "events": events_every,
-                       "outbox": outbox_every, "revenue": revenue_every}
+                       "outbox": outbox_every, "revenue": revenue_every,
+                       "broadcasts": broadcasts_every}
         self._jobs: dict[str, Job] = {"reminders": self.scan_reminders, "sweep": self.sweep,
                                       "events": self.retry_events, "outbox": self.tend_outbox,
-                                      "revenue": self.snapshot_revenue}
+                                      "revenue": self.snapshot_revenue,
+                                      "broadcasts": self.report_broadcasts}
         self._elect_every = elect_every
         self._aps = AsyncIOScheduler(timezone=UTC)
 
@@ -199,6 +202,13 @@ class Scheduler:
         """Wake the worker: stored events due for another try are processed."""
         if self.worker is not None:
             self.worker.kick()
+
+    async def report_broadcasts(self) -> None:
+        """Queue the report of each settled broadcast to the admin who sent it."""
+        async with self.billing.db.session() as session:
+            added = await broadcasts.queue_reports(session)
+        if added and self.outbox is not None:
+            self.outbox.kick()
 
     async def tend_outbox(self) -> None:
         """Mark sends abandoned by a dead sender as unknown; wake the sender."""

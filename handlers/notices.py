@@ -199,6 +199,21 @@ def _broadcast(ctx: Ctx, params: Params) -> Reply:
     return Reply(text, buttons=rows(button), private=True)
 
 
+def _broadcast_report(ctx: Ctx, params: Params) -> Reply:
+    counts = {name: int(params.get(name) or 0)
+              for name in ("recipients", "delivered", "blocked", "failed", "skipped")}
+    title = (ctx.t("Broadcast {id}: canceled", id=params.get("broadcast"))
+             if params.get("status") == "canceled"
+             else ctx.t("Broadcast {id}: report", id=params.get("broadcast")))
+    text = "\n".join([
+        ctx.t("{done} of {total} settled.", done=counts["delivered"] + counts["blocked"]
+              + counts["failed"] + counts["skipped"], total=counts["recipients"]),
+        ctx.t("Delivered {delivered} · blocked {blocked} · failed {failed} · skipped "
+              "{skipped}", delivered=counts["delivered"], blocked=counts["blocked"],
+              failed=counts["failed"], skipped=counts["skipped"])])
+    return Reply(text, title=title, private=True)
+
+
 RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "welcome": _welcome,
     "payment_failed": _payment_failed,
@@ -214,6 +229,7 @@ RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "paused": _paused,
     "resumed": _resumed,
     "broadcast": _broadcast,
+    "broadcast_report": _broadcast_report,
 }
 
 

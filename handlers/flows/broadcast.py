@@ -230,6 +230,9 @@ async def send(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
             session, text=data["text"], kind=data["kind"], segment=_segment(ctx, data["segment"]),
             button_url=data.get("url"), button_plan=data.get("plan"), send_at=at,
             created_by=f"{ctx.actor.channel}:{ctx.actor.user_id}")
+        # The report comes by itself once every copy is settled (bot.scheduler).
+        await broadcasts.watch(session, made.id, channel=ctx.actor.channel,
+                               chat_id=ctx.actor.chat_id, message_id="")
         found = await broadcasts.progress(session, made.id)
     assert found is not None  # noqa: S101 - created in this very transaction
     return [_progress(ctx, found)]
@@ -254,8 +257,10 @@ def _progress(ctx: Ctx, p: Progress, *, edit: bool = False) -> Reply:
 @router.button(r"bc:p:(\d{1,12})", admin=True)
 async def refresh(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
     """Edit the progress message with the current counts (the report once all are done)."""
-    async with ctx.billing.db.read() as session:
+    async with ctx.billing.db.session() as session:
         found = await broadcasts.progress(session, int(match.group(1)))
+        if found is not None and found.finished:
+            await broadcasts.reported(session, found.id)  # this edit is the report
     if found is None:
         return _expired(ctx)
     return [_progress(ctx, found, edit=True)]
@@ -267,6 +272,7 @@ async def cancel(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
     broadcast_id = int(match.group(1))
     async with ctx.billing.db.session() as session:
         await broadcasts.cancel(session, broadcast_id)
+        await broadcasts.reported(session, broadcast_id)  # this edit is the report
         found = await broadcasts.progress(session, broadcast_id)
     if found is None:
         return _expired(ctx)

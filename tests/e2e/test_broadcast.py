@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from billing.models import Notice
 from billing.prefs import save_prefs
-from tests.fakes.telegram_objects import FakeUser
+from tests.fakes.telegram_objects import BotMessage, FakeUser
 from tests.world import World, make_world
 
 ADMIN = 4242
@@ -98,7 +98,7 @@ async def test_service_message_reaches_all_and_the_report_adds_up(world: World) 
     assert "Delivered 2 · blocked 1 · failed 0 · skipped 0" in text
 
 
-async def _preview_message(world: World, admin: FakeUser) -> object:
+async def _preview_message(world: World, admin: FakeUser) -> BotMessage:
     return world.telegram.messages(admin)[-1]
 
 
@@ -154,3 +154,21 @@ async def test_the_command_line_counts_and_sends(world: World, tmp_path: Path) -
     await _flush(world)
     status = await portier("status", "1")
     assert "2 delivered" in status and "done" in status
+
+
+async def test_the_admin_gets_the_report_once_all_are_settled(world: World) -> None:
+    """Once every copy is settled, the admin who sent the broadcast gets its report, once."""
+    user, _ = await world.linked_user()
+    admin = _admin(world)
+    await _draft(world, admin, "News", "All customers", "service")
+    await world.press(admin, await _preview_message(world, admin), "Send now")
+    await _flush(world)
+    await world.notice(user, "News")
+    scheduler = world.service.scheduler
+    assert scheduler is not None
+    await scheduler.report_broadcasts()
+    await scheduler.report_broadcasts()  # nothing more: the report is under one key
+    await _flush(world)
+    report = await world.notice(admin, "Broadcast 1: report")
+    assert "Delivered 1 · blocked 0 · failed 0 · skipped 0" in (report.text or "")
+    await world.telegram.assert_no_message(admin)
