@@ -1,10 +1,12 @@
-"""Tables of the team (Slack) side: delivered event ids, and the seats assigned to members."""
+"""Tables of the team (Slack) side: delivered event ids, seats assigned to members, seat
+requests, and the Slack installations (OAuth)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.models import Base, UTCDateTime, utcnow
@@ -41,3 +43,61 @@ class SeatRequest(Base):
     team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# slack_sdk's installation and OAuth-state stores (AsyncSQLAlchemyInstallationStore,
+# AsyncSQLAlchemyOAuthStateStore) use these tables; they are defined here, column for column
+# as slack_sdk builds them (slack_sdk/oauth/*/sqlalchemy/__init__.py), so that Alembic
+# creates them like every other table. Tokens are Text: they are stored encrypted, longer
+# than slack_sdk's String(200).
+def _installation_columns(*, user: bool) -> list[Column[Any]]:
+    columns: list[Column[Any]] = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+    if user:
+        columns.append(Column("enterprise_url", String(200)))
+    columns += [
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+    ]
+    if user:
+        columns += [
+            Column("user_id", String(32), nullable=False),
+            Column("user_token", Text),
+            Column("user_scopes", String(1000)),
+            Column("user_refresh_token", Text),
+            Column("user_token_expires_at", DateTime),
+            Column("incoming_webhook_url", String(200)),
+            Column("incoming_webhook_channel", String(200)),
+            Column("incoming_webhook_channel_id", String(200)),
+            Column("incoming_webhook_configuration_url", String(200)),
+        ]
+    columns.append(Column("is_enterprise_install", Boolean, default=False, nullable=False))
+    if user:
+        columns.append(Column("token_type", String(32)))
+    columns.append(Column("installed_at", DateTime, nullable=False, default=func.now()))
+    return columns
+
+
+slack_installations = Table(
+    "slack_installations", Base.metadata, *_installation_columns(user=True),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id",
+          "installed_at"))
+slack_bots = Table(
+    "slack_bots", Base.metadata, *_installation_columns(user=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"))
+slack_oauth_states = Table(
+    "slack_oauth_states", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False))

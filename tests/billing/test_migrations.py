@@ -27,7 +27,8 @@ from billing.models import Base
 TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_states",
           "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices",
           "unreachable_chats", "revenue_states", "save_offers", "chat_events",
-          "team_seats", "seat_requests", "broadcasts"}
+          "team_seats", "seat_requests", "broadcasts", "slack_installations", "slack_bots",
+          "slack_oauth_states"}
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""slack: the installation, bot and OAuth-state tables of slack_sdk's SQLAlchemy stores
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 15:50:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def _columns(*, user: bool) -> list[sa.Column]:  # type: ignore[type-arg]
+    columns = [
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("client_id", sa.String(length=32), nullable=False),
+        sa.Column("app_id", sa.String(length=32), nullable=False),
+        sa.Column("enterprise_id", sa.String(length=32), nullable=True),
+        sa.Column("enterprise_name", sa.String(length=200), nullable=True),
+    ]
+    if user:
+        columns.append(sa.Column("enterprise_url", sa.String(length=200), nullable=True))
+    columns += [
+        sa.Column("team_id", sa.String(length=32), nullable=True),
+        sa.Column("team_name", sa.String(length=200), nullable=True),
+        sa.Column("bot_token", sa.Text(), nullable=True),
+        sa.Column("bot_id", sa.String(length=32), nullable=True),
+        sa.Column("bot_user_id", sa.String(length=32), nullable=True),
+        sa.Column("bot_scopes", sa.String(length=1000), nullable=True),
+        sa.Column("bot_refresh_token", sa.Text(), nullable=True),
+        sa.Column("bot_token_expires_at", sa.DateTime(), nullable=True),
+    ]
+    if user:
+        columns += [
+            sa.Column("user_id", sa.String(length=32), nullable=False),
+            sa.Column("user_token", sa.Text(), nullable=True),
+            sa.Column("user_scopes", sa.String(length=1000), nullable=True),
+            sa.Column("user_refresh_token", sa.Text(), nullable=True),
+            sa.Column("user_token_expires_at", sa.DateTime(), nullable=True),
+            sa.Column("incoming_webhook_url", sa.String(length=200), nullable=True),
+            sa.Column("incoming_webhook_channel", sa.String(length=200), nullable=True),
+            sa.Column("incoming_webhook_channel_id", sa.String(length=200), nullable=True),
+            sa.Column("incoming_webhook_configuration_url", sa.String(length=200),
+                      nullable=True),
+        ]
+    columns.append(sa.Column("is_enterprise_install", sa.Boolean(), nullable=False))
+    if user:
+        columns.append(sa.Column("token_type", sa.String(length=32), nullable=True))
+    columns.append(sa.Column("installed_at", sa.DateTime(), nullable=False))
+    return columns
+
+
+def upgrade() -> None:
+    op.create_table("slack_installations", *_columns(user=True), sa.PrimaryKeyConstraint("id"))
+    op.create_index("slack_installations_idx", "slack_installations",
+                    ["client_id", "enterprise_id", "team_id", "user_id", "installed_at"])
+    op.create_table("slack_bots", *_columns(user=False), sa.PrimaryKeyConstraint("id"))
+    op.create_index("slack_bots_idx", "slack_bots",
+                    ["client_id", "enterprise_id", "team_id", "installed_at"])
+    op.create_table(
+        "slack_oauth_states",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("state", sa.String(length=200), nullable=False),
+        sa.Column("expire_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("slack_oauth_states")
+    op.drop_index("slack_bots_idx", table_name="slack_bots")
+    op.drop_table("slack_bots")
+    op.drop_index("slack_installations_idx", table_name="slack_installations")
+    op.drop_table("slack_installations")
