@@ -58,8 +58,7 @@ def channels_for(settings: Settings, portal: Portal) -> list[Channel]:
     channels: list[Channel] = []
     if settings.telegram_enabled:
         channels.append(TelegramChannel(settings, portal))
-    if settings.slack_enabled and settings.slack_bot_token is not None:
-        # Slack, one workspace (SLACK_BOT_TOKEN); OAuth installs are not served yet.
+    if settings.slack_enabled:  # one workspace (SLACK_BOT_TOKEN) or many (OAuth)
         from bot.slack import SlackChannel  # slack_bolt is imported only when Slack is on
 
         channels.append(SlackChannel(settings, portal))

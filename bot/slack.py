@@ -19,12 +19,14 @@ from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +37,7 @@ from bot.channels import Pacing
 from bot.outbox import Issue, Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
+from bot.slack_oauth import EncryptedInstallationStore
 from bot.slack_render import ACTION, ANSWER, ASK, answer_modal, ask_button, blocks, fallback
 from handlers.context import Actor
 from handlers.flows.team import ADMIN, MEMBER, NOBODY
@@ -56,6 +59,8 @@ REJECTED = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments",
 # users.info of the update being handled: each Bolt listener runs in a task of its own.
 _THIS_UPDATE: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar(
     "slack_user", default=None)
+_THIS_CLIENT: ContextVar[AsyncWebClient | None] = ContextVar("slack_client", default=None)
+SCOPES = ("commands", "chat:write", "users:read", "im:write")
 
 
 class SlackApp:
@@ -124,13 +129,14 @@ class SlackChannel:
     def __init__(self, settings: Settings, portal: Portal) -> None:
         self.settings = settings
         self.portal = portal
-        self.client = AsyncWebClient(
-            token=secret(settings.slack_bot_token), base_url=settings.slack_api_base,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-                            AsyncServerErrorRetryHandler(max_retry_count=2)])
-        self.app = AsyncApp(client=self.client,
-                            signing_secret=secret(settings.slack_signing_secret),
-                            process_before_response=False)
+        self.client = self._new_client(secret(settings.slack_bot_token) or None)
+        self.store: EncryptedInstallationStore | None = None
+        if settings.slack_oauth and settings.slack_bot_token is None:
+            self.app = self._oauth_app(settings, portal)
+        else:  # one workspace, SLACK_BOT_TOKEN
+            self.app = AsyncApp(client=self.client,
+                                signing_secret=secret(settings.slack_signing_secret),
+                                process_before_response=False)
         self.handler = AsyncSlackRequestHandler(self.app)
         self.slack_app = SlackApp(self._user)
         self._counted: Callable[[], None] | None = None
@@ -143,12 +149,56 @@ class SlackChannel:
         self.app.event("app_home_opened")(self.on_home)
         self.app.error(self.on_error)
 
+    def _new_client(self, token: str | None) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token, base_url=self.settings.slack_api_base,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+                            AsyncServerErrorRetryHandler(max_retry_count=2)])
+
+    def _oauth_app(self, settings: Settings, portal: Portal) -> AsyncApp:
+        """Build the app for many workspaces: Bolt's OAuth flow, installations in Portier's
+        database (tokens encrypted), token rotation, uninstalls and revocations removed."""
+        engine = portal.billing.db.engine
+        self.store = EncryptedInstallationStore(str(settings.slack_client_id), engine,
+                                                secret(settings.data_key))
+        oauth = AsyncOAuthSettings(
+            client_id=str(settings.slack_client_id),
+            client_secret=secret(settings.slack_client_secret), scopes=list(SCOPES),
+            authorization_url=settings.slack_oauth_base, installation_store=self.store,
+            state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+            redirect_uri=f"{settings.public_url}/slack/oauth_redirect",
+            install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect")
+        # installation_store given to AsyncApp too: otherwise Bolt refreshes rotated tokens
+        # with a default client (slack.com) instead of this one (SLACK_API_BASE).
+        app = AsyncApp(signing_secret=secret(settings.slack_signing_secret),
+                       oauth_settings=oauth, installation_store=self.store,
+                       client=self.client, process_before_response=False)
+        app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked
+        return app
+
+    def _web(self) -> AsyncWebClient:
+        """Return the client of the update being handled (its workspace's token)."""
+        return _THIS_CLIENT.get() or self.client
+
+    async def _client_for(self, team: str) -> AsyncWebClient:
+        """Return a client with the workspace's bot token (for pushes, outside an update)."""
+        if self.store is None:
+            return self.client
+        bot = await self.store.async_find_bot(enterprise_id=None, team_id=team)
+        if bot is None or not bot.bot_token:
+            raise Unreachable("the workspace uninstalled the app")
+        return self._new_client(bot.bot_token)
+
     # -- the Channel protocol --------------------------------------------------------------
 
     def routes(self, counted: Callable[[], None] | None = None) -> Sequence[BaseRoute]:
         """Serve `POST /slack/events` (events, slash commands, interactivity)."""
         self._counted = counted
-        return [Route("/slack/events", self.events, methods=["POST"])]
+        routes = [Route("/slack/events", self.events, methods=["POST"])]
+        if self.store is not None:
+            routes += [Route(path, self.events, methods=["GET"])
+                       for path in ("/slack/install", "/slack/oauth_redirect")]
+        return routes
 
     async def start(self) -> None:
         """Register the ChatApp with the portal."""
@@ -163,13 +213,14 @@ class SlackChannel:
     async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
         """Post a reply into a DM or channel ("T…:U…" or "T…:C…"), mapping Slack's errors to
         the outbox's outcomes."""
-        _team, _, target = chat_id.partition(":")
-        if not _clean_id(target):
+        team, _, target = chat_id.partition(":")
+        if not _clean_id(target) or not _clean_id(team):
             raise Unreachable("not a Slack chat id")
+        client = await self._client_for(team)
         if issue is not None:
             await issue()
         try:
-            await self.client.chat_postMessage(channel=target, text=fallback(reply),
+            await client.chat_postMessage(channel=target, text=fallback(reply),
                                                blocks=blocks(reply), unfurl_links=False)
         except SlackApiError as error:
             raise outcome(error) from None
@@ -200,7 +251,7 @@ class SlackChannel:
         fetched = _THIS_UPDATE.get()
         if fetched is not None and fetched[0] == key:
             return fetched[1]
-        answer = await self.client.users_info(user=member, include_locale=True)
+        answer = await self._web().users_info(user=member, include_locale=True)
         user = dict(answer.get("user") or {})
         if user.get("team_id") not in (None, team):
             user = {"deleted": True}  # a user of another workspace is nobody here
@@ -222,9 +273,11 @@ class SlackChannel:
                      language=locale if isinstance(locale, str) else None,
                      name=name[:64] if isinstance(name, str) else None)
 
-    async def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def on_command(self, ack: Any, command: dict[str, Any], respond: Any,
+                         client: AsyncWebClient) -> None:
         """Ack `/billing` at once, then answer ephemerally."""
         await ack()
+        _THIS_CLIENT.set(client)
         actor = await self._actor(command.get("team_id"), command.get("user_id"))
         if actor is None:
             return
@@ -235,9 +288,10 @@ class SlackChannel:
                           where=_clean_id(command.get("channel_id")))
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
-                        respond: Any) -> None:
+                        respond: Any, client: AsyncWebClient) -> None:
         """Ack a button press, then run its action."""
         await ack()
+        _THIS_CLIENT.set(client)
         actor = await self._actor((body.get("team") or {}).get("id"),
                                   (body.get("user") or {}).get("id"))
         value = action.get("value")
@@ -247,9 +301,11 @@ class SlackChannel:
         await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
                           where=_clean_id((body.get("channel") or {}).get("id")))
 
-    async def on_ask(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_ask(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                     client: AsyncWebClient) -> None:
         """Open the answer modal from its button (the earlier trigger had expired)."""
         await ack()
+        _THIS_CLIENT.set(client)
         actor = await self._actor((body.get("team") or {}).get("id"),
                                   (body.get("user") or {}).get("id"))
         if actor is None:
@@ -262,9 +318,11 @@ class SlackChannel:
         """Ack the press of a URL button: Slack opened the URL itself."""
         await ack()
 
-    async def on_answer(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def on_answer(self, ack: Any, body: dict[str, Any], view: dict[str, Any],
+                        client: AsyncWebClient) -> None:
         """Close the modal at once, then answer the pending question with what was typed."""
         await ack()
+        _THIS_CLIENT.set(client)
         actor = await self._actor((body.get("team") or {}).get("id"),
                                   (body.get("user") or {}).get("id"))
         if actor is None:
@@ -280,9 +338,11 @@ class SlackChannel:
         await self.answer(actor, replies, respond=None, trigger=body.get("trigger_id"),
                           where=where)
 
-    async def on_home(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_home(self, body: dict[str, Any], event: dict[str, Any],
+                      client: AsyncWebClient) -> None:
         """Publish the App Home: the team-plan dashboard for admins, seat status for members
         (the same replies as `/billing`)."""
+        _THIS_CLIENT.set(client)
         if event.get("tab") not in (None, "home"):
             return
         actor = await self._actor(body.get("team_id"), event.get("user"))
@@ -291,7 +351,7 @@ class SlackChannel:
         replies = await self.portal.command(actor, "billing", "")
         shown = [block for reply in replies for block in blocks(reply)][:100]
         _team, _, user = actor.user_id.partition(":")
-        await self.client.views_publish(user_id=user, view={"type": "home", "blocks": shown})
+        await self._web().views_publish(user_id=user, view={"type": "home", "blocks": shown})
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         """Log a listener's failure without secrets."""
@@ -323,7 +383,7 @@ class SlackChannel:
                             label=translate(locale, N_("Your answer")),
                             metadata={"channel": where or ""})
         try:
-            await self.client.views_open(trigger_id=trigger, view=view)
+            await self._web().views_open(trigger_id=trigger, view=view)
         except SlackApiError as error:  # an expired or used trigger: a button opens it
             log.info("views.open failed: %s", error.response.get("error"))
             return False
@@ -345,12 +405,12 @@ class SlackChannel:
         _team, _, user = actor.user_id.partition(":")
         try:
             if where is not None:
-                await self.client.chat_postEphemeral(channel=where, user=user, text=text,
+                await self._web().chat_postEphemeral(channel=where, user=user, text=text,
                                                      blocks=shown)
                 return
         except SlackApiError as error:
             log.info("chat.postEphemeral failed: %s", error.response.get("error"))
-        await self.client.chat_postMessage(channel=user, text=text, blocks=shown)
+        await self._web().chat_postMessage(channel=user, text=text, blocks=shown)
 
 
 def outcome(error: SlackApiError) -> Exception:
