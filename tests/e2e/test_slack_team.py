@@ -6,16 +6,19 @@ requests signed the way Slack signs them, with the Stripe sandbox behind billing
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from billing import teams
-from billing.slack_models import ChatEvent
+from billing.slack_models import ChatEvent, slack_bots
 from bot.service import bind, running
+from bot.slack import SlackChannel
 from tests.e2e.slack_world import Team, slack_team
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
@@ -289,3 +292,41 @@ async def test_app_home_shows_the_dashboard_or_the_seat(team: Team) -> None:
     await team.driver.app_home_opened(team.member)
     theirs = await team.slack.wait_for_home(team.member)
     assert "don't hold a seat" in theirs.content and theirs.button("Request a seat")
+
+
+async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
+        world: World) -> None:
+    """GET /slack/install → Slack's authorize page → /slack/oauth_redirect stores the
+    installation in Portier's database with the bot token encrypted; the workspace is then
+    served with its own token (rotated through the fake); app_uninstalled removes it."""
+    with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
+        workspace = slack.workspace("acme", install=False)
+        owner = slack.user(workspace, "olga", is_owner=True)
+        sock = bind("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = world.settings.model_copy(update={
+            "slack_signing_secret": SecretStr(slack.signing_secret),
+            "slack_client_id": slack.client_id,
+            "slack_client_secret": SecretStr(slack.client_secret),
+            "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
+            "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
+            "telegram_bot_token": None, "slack_bot_token": None})
+        slack.redirect_uri = f"{url}/slack/oauth_redirect"
+        async with running(settings, sock=sock) as service, \
+                SlackDriver(slack, service.url) as driver:
+            done = await driver.install(owner)
+            assert done.status_code == 200, done.text
+            db = service.runtime.billing.db
+            async with db.session() as session:
+                stored = (await session.execute(select(slack_bots.c.bot_token))).scalars().all()
+            assert stored and not any(token.startswith("xox") for token in stored)
+            assert all(workspace.bot_token not in token for token in stored)
+            assert (await driver.command(owner)).status == 200
+            assert "no team plan yet" in (await slack.next_ephemeral(owner)).content
+            assert (await driver.app_uninstalled(workspace)).status == 200
+            channel = service.channel("slack")
+            assert isinstance(channel, SlackChannel) and channel.store is not None
+            deadline = asyncio.get_running_loop().time() + 5  # Bolt removes it after the ack
+            while await channel.store.async_find_bot(enterprise_id=None, team_id=workspace.id):
+                assert asyncio.get_running_loop().time() < deadline, "still installed"
+                await asyncio.sleep(0.05)
