@@ -69,8 +69,10 @@ class SlackApp:
     name = CHANNEL
     label = "Slack"
 
-    def __init__(self, users: Callable[[str, str], Any]) -> None:
+    def __init__(self, users: Callable[[str, str], Any],
+                 installer: Callable[[str], Any] | None = None) -> None:
         self._users = users  # (team, user) -> awaitable users.info user object
+        self._installer = installer  # team -> awaitable id of who installed the app
 
     def private_chat_url(self) -> str | None:
         """Return no URL: the app's messages tab is found in Slack itself."""
@@ -103,7 +105,11 @@ class SlackApp:
         except SlackApiError as error:
             log.info("users.info failed: %s", error.response.get("error"))
             return NOBODY
-        return role_of(user)
+        role = role_of(user)
+        if role == MEMBER and self._installer is not None:  # the installer is an admin too
+            if member == await self._installer(team):
+                return ADMIN
+        return role
 
 
 def role_of(user: dict[str, Any]) -> str:
@@ -138,7 +144,7 @@ class SlackChannel:
                                 signing_secret=secret(settings.slack_signing_secret),
                                 process_before_response=False)
         self.handler = AsyncSlackRequestHandler(self.app)
-        self.slack_app = SlackApp(self._user)
+        self.slack_app = SlackApp(self._user, self._installer if self.store else None)
         self._counted: Callable[[], None] | None = None
         self.app.middleware(self._dedupe)
         self.app.command("/billing")(self.on_command)
@@ -175,6 +181,13 @@ class SlackChannel:
                        client=self.client, process_before_response=False)
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked
         return app
+
+    async def _installer(self, team: str) -> str | None:
+        """Return who installed the app in the workspace (OAuth), if known."""
+        if self.store is None:
+            return None
+        found = await self.store.async_find_installation(enterprise_id=None, team_id=team)
+        return found.user_id if found is not None else None
 
     def _web(self) -> AsyncWebClient:
         """Return the client of the update being handled (its workspace's token)."""

@@ -298,10 +298,11 @@ async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
         world: World) -> None:
     """GET /slack/install → Slack's authorize page → /slack/oauth_redirect stores the
     installation in Portier's database with the bot token encrypted; the workspace is then
-    served with its own token (rotated through the fake); app_uninstalled removes it."""
+    served with its own token (rotated through the fake), its installer counting as a team
+    admin; app_uninstalled removes it."""
     with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
         workspace = slack.workspace("acme", install=False)
-        owner = slack.user(workspace, "olga", is_owner=True)
+        owner = slack.user(workspace, "olga")  # a plain member who installs the app
         sock = bind("127.0.0.1", 0)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = world.settings.model_copy(update={
@@ -322,7 +323,7 @@ async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
             assert stored and not any(token.startswith("xox") for token in stored)
             assert all(workspace.bot_token not in token for token in stored)
             assert (await driver.command(owner)).status == 200
-            assert "no team plan yet" in (await slack.next_ephemeral(owner)).content
+            assert "Start the team plan" in (await slack.next_ephemeral(owner)).content
             assert (await driver.app_uninstalled(workspace)).status == 200
             channel = service.channel("slack")
             assert isinstance(channel, SlackChannel) and channel.store is not None
