@@ -172,3 +172,25 @@ async def test_the_admin_gets_the_report_once_all_are_settled(world: World) -> N
     report = await world.notice(admin, "Broadcast 1: report")
     assert "Delivered 1 · blocked 0 · failed 0 · skipped 0" in (report.text or "")
     await world.telegram.assert_no_message(admin)
+
+
+async def test_a_plan_segment_and_its_button(world: World) -> None:
+    """By plan, only that plan's subscribers are counted; a plan button opens the plan
+    change for a subscriber."""
+    pro, _ = await world.linked_user("pro_monthly")
+    await world.linked_user("basic_monthly")
+    admin = _admin(world)
+    await world.say(admin, "/broadcast")
+    button = await world.say(admin, "Try <b>Pro</b>")
+    segments = await world.press(admin, button, "Plan Pro")
+    assert not isinstance(segments, str)
+    kinds = await world.press(admin, segments, "Plan Pro")
+    assert not isinstance(kinds, str)
+    await world.press(admin, kinds, "Service message")
+    preview = await world.telegram.next_message(admin)
+    assert "1 recipient(s)" in (preview.text or "")
+    await world.press(admin, preview, "Send now")
+    await _flush(world)
+    got = await world.notice(pro, "Try Pro")
+    options = await world.press(pro, got, "Switch to Pro")
+    assert not isinstance(options, str) and (options.text or "")
