@@ -13,6 +13,7 @@ import time
 from typing import Any, Protocol, runtime_checkable
 
 from billing import teams
+from billing.card_links import card_link
 from billing.errors import BillingError
 from billing.links import Link, find_link, redeem_token
 from billing.notices import enqueue
@@ -139,7 +140,28 @@ async def billing(ctx: Ctx, args: str) -> list[Reply]:
         lines.append(ctx.t("Card: {brand} •••• {last4}.", brand=overview.card.brand.title(),
                            last4=overview.card.last4))
     return [Reply("\n".join(lines), title=ctx.t("Team plan"),
-                  buttons=rows(Button(ctx.t("Add or remove seats"), action="team:seats")))]
+                  buttons=rows(Button(ctx.t("Add or remove seats"), action="team:seats"),
+                               Button(ctx.t("Update card"), action="team:card")))]
+
+
+@router.button("team:card")
+async def team_card(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Give an admin, privately, the button to Stripe's page for the team's card."""
+    who = await _who(ctx)
+    if who is None:
+        return _unknown(ctx)
+    team, _, role = who
+    if role != ADMIN:
+        return _admins_only(ctx)
+    link = await _team_link(ctx, team)
+    if link is None:
+        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    # The card link names the team's link (user and chat), which GET /card checks again.
+    url = card_link(ctx.billing, customer_id=link.customer_id, channel=link.channel,
+                    user_id=link.user_id, chat_id=link.chat_id, locale=ctx.locale)
+    return [Reply(ctx.t("Update the team's card on Stripe's secure page. The button works for "
+                        "24 hours; only you see it."), private=True,
+                  buttons=rows(Button(ctx.t("Update card"), url=url)))]
 
 
 async def _member_view(ctx: Ctx, team: str, member: str, *, has_plan: bool) -> list[Reply]:

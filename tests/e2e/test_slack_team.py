@@ -331,3 +331,23 @@ async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
             while await channel.store.async_find_bot(enterprise_id=None, team_id=workspace.id):
                 assert asyncio.get_running_loop().time() < deadline, "still installed"
                 await asyncio.sleep(0.05)
+
+
+async def test_only_an_admin_gets_the_card_link_and_it_opens_stripes_page(team: Team) -> None:
+    """Update card gives an admin, ephemerally, Portier's card link, which opens Stripe's
+    page for the team's customer; a member pressing it gets nothing."""
+    customer = await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    value = plan.button("Update card")["value"]
+    await team.driver.press(team.admin, plan, "Update card")
+    answer = await team.slack.next_ephemeral(team.admin)
+    url = answer.button("Update card")["url"]
+    assert url.startswith(f"{team.world.url}/card/")
+    opened = await team.world.http.get(url)
+    assert opened.status_code == 302, opened.text
+    portal = team.world.sandbox.get(opened.headers["location"].rsplit("/", 1)[1])
+    assert portal["customer"] == customer
+    member = await team.billing_command(team.member)
+    await team.driver.press(team.member, member, "Request a seat", value=value)
+    refused = await team.slack.next_ephemeral(team.member)
+    assert "Only the workspace's admins" in refused.content
