@@ -400,6 +400,13 @@ def _seat_decided(ctx: Ctx, params: dict[str, Any]) -> Reply:
     return Reply(ctx.t("Your request for a seat was declined."))
 
 
+def _team_welcome(ctx: Ctx, _params: dict[str, Any]) -> Reply:
+    return Reply(ctx.t("Your workspace's team plan is active. Members can now ask for a "
+                       "seat with /billing."), title=ctx.t("Team plan started"),
+                 buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))
+
+
+RENDERERS["team_welcome"] = _team_welcome
 RENDERERS[SEAT_REQUEST] = _seat_request
 RENDERERS[SEAT_DECIDED] = _seat_decided
 

@@ -55,6 +55,8 @@ class Team:
         customer = str(done["customer"])
         link = await self.link_of()
         assert link is not None and link.customer_id == customer, link
+        welcome = await self.slack.next_message(self.admin)  # the outbox's DM to the admin
+        assert "Team plan started" in welcome.content, welcome.content
         return customer
 
     async def link_of(self, workspace: FakeWorkspace | None = None) -> Any:

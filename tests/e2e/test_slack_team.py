@@ -40,7 +40,7 @@ def _quantity(team: Team, customer: str) -> int:
 async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -> None:
     """An admin's /billing offers the team plan; the seats modal takes a number within
     [team] min/max and answers with Checkout for that quantity (free text is refused); once
-    paid, the workspace is linked and /billing shows its team plan."""
+    paid, the workspace is linked, the admin is told by DM and /billing shows the plan."""
     answer = await team.billing_command(team.admin)
     assert "no team plan yet" in answer.content
     assert (await team.driver.press(team.admin, answer, "Start the team plan")).status == 200
@@ -57,6 +57,8 @@ async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -
         4 * 800, team.workspace.id)  # team_seat_monthly: EUR 8.00 a seat
     await team.world.follow(url)
     await team.world.settle()
+    welcome = await team.slack.next_message(team.admin)  # a DM from the outbox
+    assert "Team plan started" in welcome.content
     plan = await team.billing_command(team.admin)
     assert "4 seats purchased, 0 assigned" in plan.content, plan.content
 
