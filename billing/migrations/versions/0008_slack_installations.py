@@ -7,6 +7,8 @@ Create Date: 2026-12-02 15:50:00.000000
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +18,8 @@ branch_labels = None
 depends_on = None
 
 
-def _columns(*, user: bool) -> list[sa.Column]:  # type: ignore[type-arg]
-    columns = [
+def _columns(*, user: bool) -> list[sa.Column[Any]]:
+    columns: list[sa.Column[Any]] = [
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("client_id", sa.String(length=32), nullable=False),
         sa.Column("app_id", sa.String(length=32), nullable=False),
