@@ -353,3 +353,18 @@ async def test_only_an_admin_gets_the_card_link_and_it_opens_stripes_page(team: 
     await team.driver.press(team.member, member, "Request a seat", value=value)
     refused = await team.slack.next_ephemeral(team.member)
     assert "Only the workspace's admins" in refused.content
+
+
+async def test_removing_seats_previews_a_credit(team: Team) -> None:
+    """Fewer seats (not below those assigned) preview a credit on the next invoice and,
+    confirmed, lower the quantity."""
+    customer = await team.buy(4)
+    plan = await team.billing_command(team.admin)
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "2"}})
+    preview = await team.slack.next_ephemeral(team.admin)
+    assert "From 4 to 2 seats" in preview.content and "credited" in preview.content
+    await team.driver.press(team.admin, preview, "Confirm")
+    assert "now has 2 seats" in (await team.slack.next_ephemeral(team.admin)).content
+    assert _quantity(team, customer) == 2
