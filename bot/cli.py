@@ -100,8 +100,10 @@ async def _link(args: argparse.Namespace) -> None:
     finally:
         await billing.gateway.close()
         await billing.db.close()
-    url = TelegramApp(await _bot_username(settings)).link_url(minted.token)
-    print(url or minted.token)
+    if args.slack:  # a workspace admin redeems it in Slack (SPEC §5)
+        print(f"/billing connect {minted.token}")
+    else:
+        print(TelegramApp(await _bot_username(settings)).link_url(minted.token) or minted.token)
     print(f"expires {minted.expires_at:%Y-%m-%d %H:%M} UTC, single use", file=sys.stderr)
 
 
@@ -290,8 +292,11 @@ def parser() -> argparse.ArgumentParser:
     notices.add_argument("--unknown", action="store_true",
                          help="list the notices a stopped sender left in doubt (it may or may "
                          "not have reached the chat)")
-    link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer.")
+    link = add("link", _link, "Print a one-time Telegram deep link for a Stripe customer "
+               "(with --slack: the /billing connect command a workspace admin types).")
     link.add_argument("customer", metavar="CUSTOMER_ID")
+    link.add_argument("--slack", action="store_true",
+                      help="link a Slack workspace instead of a Telegram chat")
     return top
 
 

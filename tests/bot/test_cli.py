@@ -76,6 +76,9 @@ def test_link_prints_a_token_and_refuses_unknown_customers(
     assert 20 <= len(token) <= 64
     assert main(["link", "cus_nobody"]) == 1
     assert capsys.readouterr().err.strip() == "portier: cus_nobody: Stripe has no such customer"
+    assert main(["link", "--slack", customer["id"]]) == 0
+    command = capsys.readouterr().out.strip().splitlines()[-1]
+    assert command.startswith("/billing connect ") and 20 <= len(command.split()[-1]) <= 64
 
 
 def test_run_names_each_missing_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
