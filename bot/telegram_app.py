@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from handlers.apps import PlainApp
 from handlers.context import Actor
 
-# A link token in a pasted deep link (https://t.me/<bot>?start=<token>), or bare.
-_DEEP_LINK = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})\b")
+# A link token in a pasted deep link (https://t.me/<bot>?start=<token>), or bare. Not `\b` at
+# its end: a token may end in "-", after which `\b` finds no boundary and cut the token short.
+_DEEP_LINK = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})(?![A-Za-z0-9_-])")
 
 
 class TelegramApp(PlainApp):
