@@ -320,6 +320,12 @@ class Intake:
                     if not done.done():
                         done.set_exception(error)
                 continue
+            except BaseException:
+                # Cancelled: no request may wait for ever on a writer that is gone.
+                for _, done in batch + self._waiting:
+                    done.cancel()
+                self._waiting.clear()
+                raise
             for (_, done), fresh in zip(batch, outcomes, strict=True):
                 if not done.done():
                     done.set_result(fresh)

@@ -93,8 +93,10 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
     server = Server(runtime, worker, channels)
     sock = sock or bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
+    # A request still running at shutdown gets a few seconds, then is cancelled: uvicorn's
+    # default waits for it forever, and a stop must not hang on one stuck delivery.
     http = uvicorn.Server(uvicorn.Config(server.app, log_config=None, lifespan="off",
-                                         access_log=False))
+                                         access_log=False, timeout_graceful_shutdown=5))
     serving = asyncio.create_task(http.serve(sockets=[sock]), name="portier-http")
     try:
         while not http.started:
@@ -115,11 +117,13 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
         yield Service(runtime=runtime, worker=worker, server=server, channels=channels,
                       url=f"http://{host}:{port}", outbox=outbox, scheduler=scheduler)
     finally:
+        # The HTTP server stops first, so that the requests it still serves find the worker
+        # and the channels they hand their work to running.
+        http.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
         await scheduler.stop()
         await worker.stop()
         for channel in reversed(channels):
             await channel.stop()
-        http.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
         await runtime.close()
