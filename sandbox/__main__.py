@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-url", default=None, help="where to POST signed events")
     parser.add_argument("--webhook-secret", default="whsec_test")
     parser.add_argument("--public-url", default=None, help="base of hosted page URLs")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds each API request waits before it is served")
     args = parser.parse_args(argv)
     sb = Sandbox(args.api_key, args.webhook_secret, args.webhook_url, args.public_url)
     sb.seed_demo_catalog()
+    sb.latency = args.latency
     server = SandboxServer(sb, host=args.host, port=args.port)
     base = server.start()
     print(f"Stripe sandbox on {base}")

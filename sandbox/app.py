@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,8 @@ def build_app(sb: Sandbox) -> Starlette:
         store = sb.store
         with store.lock:
             store.requests.append((method, path))
+        if sb.latency > 0:
+            await asyncio.sleep(sb.latency)
         key = _api_key(request)
         if not key or key != sb.api_key:
             shown = (key or "")[:8] + "*" * 4 if key else ""
@@ -134,6 +137,21 @@ def build_app(sb: Sandbox) -> Starlette:
             return JSONResponse({"error": "time only moves forward"}, status_code=400)
         return JSONResponse({"now": sb.advance_time(amount)})
 
+    async def latency(request: Request) -> Response:
+        raw = (await request.body()).decode()
+        if request.headers.get("content-type", "").startswith("application/json"):
+            seconds = json.loads(raw or "{}").get("seconds")
+        else:
+            seconds = parse_query(raw or request.url.query).get("seconds")
+        try:
+            amount = float(str(seconds))
+        except (TypeError, ValueError):
+            return JSONResponse({"error": "seconds must be a number"}, status_code=400)
+        if not 0 <= amount <= 60:
+            return JSONResponse({"error": "seconds must be from 0 to 60"}, status_code=400)
+        sb.latency = amount
+        return JSONResponse({"latency": sb.latency})
+
     async def now(request: Request) -> Response:
         return JSONResponse({"now": sb.now()})
 
@@ -143,6 +161,7 @@ def build_app(sb: Sandbox) -> Starlette:
     routes = [
         Route("/v1/{rest:path}", api, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/advance", advance, methods=["POST"]),
+        Route("/_sandbox/latency", latency, methods=["POST"]),
         Route("/_sandbox/now", now, methods=["GET"]),
         Route("/_sandbox/requests", requests, methods=["GET"]),
         *hosted_routes(sb),

@@ -50,6 +50,9 @@ class Sandbox:
         self._webhook_id: str | None = None
         # Set to a list to keep every successful API answer (tests check their shapes).
         self.responses: list[Obj] | None = None
+        # Seconds each /v1 request waits before it is served: a far or slow Stripe, for
+        # benchmarks (`--latency`, POST /_sandbox/latency). Other requests still run meanwhile.
+        self.latency = 0.0
         if webhook_url:
             self.set_webhook(webhook_url, webhook_secret)
 

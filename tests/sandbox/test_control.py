@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import stripe
 
@@ -20,6 +22,21 @@ async def test_advance_and_now_over_http(sandbox: Sandbox) -> None:
         moved = (await http.post(f"{base}/_sandbox/advance", json={"seconds": DAY})).json()["now"]
         bad = await http.post(f"{base}/_sandbox/advance", data={"seconds": "soon"})
     assert moved - start >= 3600 + DAY and bad.status_code == 400
+
+
+async def test_latency_delays_api_answers(sandbox: Sandbox) -> None:
+    """POST /_sandbox/latency makes each /v1 request wait that long (a benchmark's slow
+    Stripe); 0 turns it off, a bad value is refused."""
+    base, auth = sandbox.public_url, {"Authorization": "Bearer sk_test_sandbox"}
+    async with httpx.AsyncClient() as http:
+        set_ = await http.post(f"{base}/_sandbox/latency", json={"seconds": 0.2})
+        started = time.perf_counter()
+        slow = await http.get(f"{base}/v1/prices", headers=auth)
+        waited = time.perf_counter() - started
+        bad = await http.post(f"{base}/_sandbox/latency", data={"seconds": "-1"})
+        await http.post(f"{base}/_sandbox/latency", data={"seconds": "0"})
+    assert set_.json() == {"latency": 0.2} and slow.status_code == 200 and waited >= 0.2
+    assert bad.status_code == 400 and sandbox.latency == 0
 
 
 async def test_trial_converts_to_paid(client: stripe.StripeClient, sandbox: Sandbox) -> None:
