@@ -4,6 +4,11 @@ Thin like the other adapters: a typed line becomes a portal call (`/command`, a 
 number, free text) and each neutral reply becomes a few lines of text with numbered buttons.
 A URL button that leads to one of the Stripe sandbox's hosted pages is "opened" the way a
 customer with a test card would: its form is posted, so the demo runs without a browser.
+
+The person at the terminal plays one persona at a time (`:as NAME`): the Telegram customer,
+or people of another chat app (bot.console_slack's workspace). Each persona has its own
+latest buttons and open question; a message pushed to someone else waits until the person
+switches to them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -44,10 +50,14 @@ PAGE = re.compile(r"/pay/(checkout|portal|invoice)/[A-Za-z0-9_]+(/pdf)?$")
 PRESS = re.compile(r"^(\d{1,3})(?:\s+(\S+))?$")
 HELP = """\
 Type a /command, the number of a button, or a message. Helpers:
+  :as NAME     play someone else: telegram (the customer), slack-admin or slack-member
+               (a Slack workspace's admin and member); :as alone lists who is who
+  :home        as a Slack person: open the app's App Home tab
   :time +30d   move Stripe's clock ahead (h, d, w or y) so renewals happen
   :card        list the test cards; "2 decline" presses button 2 paying with one
   :help        this help
   :quit        leave (Ctrl-D too)"""
+TELEGRAM = "telegram"
 
 Settle = Callable[[], Awaitable[None]]
 
@@ -90,9 +100,54 @@ def render(reply: Reply, *, bold: bool = False) -> str:
     return "\n".join([f"bot › {head}", *(f"      {line}".rstrip() for line in rest)])
 
 
+@dataclass
+class Persona:
+    """Someone the console's user plays, on the Telegram-like console chat: their actor, the
+    buttons a typed number presses, and messages pushed to them while someone else typed.
+
+    Another chat app's persona (bot.console_slack) overrides how lines reach the portal and
+    how replies look there."""
+
+    name: str
+    actor: Actor
+    about: str = "the Telegram customer"
+    buttons: list[Button] = field(default_factory=list)
+    expect_text: bool = False
+    waiting: list[Reply] = field(default_factory=list)
+    settles = False  # wait for the notices each action causes before reading on
+
+    @property
+    def prompt(self) -> str:
+        """Return what a typed line is echoed after."""
+        return "you › "
+
+    def view(self, reply: Reply, *, bold: bool, where: str) -> tuple[str, list[Button]]:
+        """Return the reply as terminal text and the buttons its numbers press; `where` is
+        "reply" (an answer), "pushed" (a notice) or "home" (a home tab)."""
+        return render(reply, bold=bold), numbered(reply)
+
+    async def command(self, portal: Portal, name: str, args: str) -> list[Reply] | str:
+        """Answer a typed `/command` (or say why this chat app has no such command)."""
+        return await portal.command(self.actor, name, args)
+
+    async def say(self, portal: Portal, text: str) -> list[Reply] | str:
+        """Answer free text (or say why it goes nowhere)."""
+        return await portal.text(self.actor, text)
+
+    async def home(self, portal: Portal) -> list[Reply] | str:
+        """Open the chat app's home tab, if it has one."""
+        return "Only Slack has an App Home: :as slack-admin or :as slack-member first."
+
+    def commands(self, portal: Portal) -> str:
+        """Return the chat commands this persona can type, for :help."""
+        menu = portal.command_menu(portal.default_locale)
+        return "Chat commands:\n" + "".join(f"  /{command:<11} {text}\n"
+                                            for command, text in menu)
+
+
 class Console:
-    """A console chat with one user: reads their lines, prints the bot's replies. A channel
-    (bot.channels) with no routes: the demo attaches it to the running service."""
+    """A console chat: reads the lines of whoever the user plays, prints the bot's replies.
+    A channel (bot.channels) with no routes: the demo attaches it to the running service."""
 
     name = "console"
     pacing = Pacing(per_chat=0.0)  # one reader at a terminal: nothing to protect
@@ -103,12 +158,31 @@ class Console:
         self.out = out
         self.sandbox_url = sandbox_url.rstrip("/") if sandbox_url else None
         self.settle = settle
-        self.actor = Actor(channel="console", user_id="demo", chat_id="demo", private=True,
-                           language=language, name="Demo")
-        self.buttons: list[Button] = []
-        self.expect_text = False
+        customer = Persona(TELEGRAM, Actor(channel="console", user_id="demo", chat_id="demo",
+                                           private=True, language=language, name="Demo"))
+        self.personas: dict[str, Persona] = {TELEGRAM: customer}
+        self.persona = customer
         self._prompting = False
         self._http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+
+    @property
+    def actor(self) -> Actor:
+        """Return who is typing now."""
+        return self.persona.actor
+
+    @property
+    def buttons(self) -> list[Button]:
+        """Return the buttons a typed number presses now."""
+        return self.persona.buttons
+
+    @property
+    def expect_text(self) -> bool:
+        """Tell whether the bot waits for an answer from who is typing now."""
+        return self.persona.expect_text
+
+    def add(self, persona: Persona) -> None:
+        """Let the user play another persona (`:as NAME`)."""
+        self.personas[persona.name] = persona
 
     def routes(self, counted: Callable[[], None]) -> list[BaseRoute]:
         """Serve nothing: the console reads the terminal."""
@@ -125,22 +199,42 @@ class Console:
     async def send(self, chat_id: str, reply: Reply, *,
                    issue: Callable[[], Awaitable[None]] | None = None) -> None:
         """Print a notice the worker pushes (the worker's sender for "console")."""
+        await self.deliver(self.personas[TELEGRAM], reply, issue=issue)
+
+    async def deliver(self, persona: Persona, reply: Reply, *,
+                      issue: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Push a message to a persona: printed now if they are typing, else kept for when
+        the user switches to them (with a line saying so)."""
         if issue is not None:  # the outbox marks the notice `sending` now
             await issue()
         if self._prompting:
             self.out.write("\n")
-        self.show([reply])
+        if persona is self.persona:
+            self.show([reply], where="pushed")
+        else:
+            persona.waiting.append(reply)
+            about = next(iter((reply.title or reply.text).splitlines()), "…")
+            self.note(f"[to {persona.name}] a new message: “{about}” "
+                      f"(:as {persona.name} to read it)")
         if self._prompting:
             self._prompt()
 
-    def show(self, replies: list[Reply]) -> None:
+    def show(self, replies: list[Reply], *, where: str = "reply") -> None:
         """Print replies; the last one with buttons is what a typed number presses."""
+        persona = self.persona
         for reply in replies:
-            self.out.write(render(reply, bold=self.out.isatty()) + "\n")
-            if reply.buttons or reply.edit:  # an edit replaces the message and its buttons
-                self.buttons = numbered(reply)
-            self.expect_text = reply.expect_text
+            text, buttons = persona.view(reply, bold=self.out.isatty(), where=where)
+            self.out.write(text + "\n")
+            if buttons or reply.edit:  # an edit replaces the message and its buttons
+                persona.buttons = buttons
+            persona.expect_text = reply.expect_text
         self.out.flush()
+
+    def _answer(self, answered: list[Reply] | str, *, where: str = "reply") -> None:
+        if isinstance(answered, str):
+            self.note(answered)
+        else:
+            self.show(answered, where=where)
 
     def note(self, text: str) -> None:
         """Print a line about what happened outside the chat (a page, the clock)."""
@@ -160,7 +254,7 @@ class Console:
                     self.out.write("\n")  # end of input (Ctrl-D) left the cursor at the prompt
                 return
             if echo and line.strip():
-                self.out.write(f"you › {line}\n")
+                self.out.write(f"{self.persona.prompt}{line}\n")
             try:
                 if not await self.handle(line):
                     return
@@ -176,13 +270,16 @@ class Console:
             return True
         if line.startswith(":"):
             return await self._helper(line[1:])
+        persona = self.persona
         if line.startswith("/"):
             name, _, args = line[1:].partition(" ")
-            self.show(await self.portal.command(self.actor, name, args))
+            self._answer(await persona.command(self.portal, name, args))
         elif press and not self.expect_text:
             await self.press(int(press.group(1)), press.group(2))
         else:
-            self.show(await self.portal.text(self.actor, line))
+            self._answer(await persona.say(self.portal, line))
+        if persona.settles:
+            await self._settle()  # what the act pushed to others (a DM) shows before the next line
         return True
 
     async def press(self, number: int, card: str | None = None) -> None:
@@ -197,6 +294,8 @@ class Console:
             await self.open(button.url, card)
         elif button.action:
             self.show(await self.portal.button(self.actor, button.action))
+            if self.persona.settles:
+                await self._settle()
 
     async def open(self, url: str, card: str | None = None) -> None:
         """Open a URL: complete a sandbox page as a test-card customer, print any other."""
@@ -244,11 +343,17 @@ class Console:
             if "<form" not in page.text:  # only an open invoice has a form to pay it
                 shown = status.group(1) if status else "not found"
                 return f"{_headline(page.text)}: {shown}, nothing to pay."
+        sold = ""
+        if kind == "checkout":  # what the page sells, quantities too ("3 × Team — €8.00 / month")
+            page = await self._http.get(url)
+            sold = "".join(f" for {html.unescape(item)}" for item in
+                           re.findall(r"<p>(\d+ × .*?)</p>", page.text)[:1])
         answer = await self._http.post(url, data={"payment_method": token})
         if answer.is_error or "class='error'" in answer.text:
             return f"Stripe's page says: {_headline(answer.text)}"
         return {
-            "checkout": f"Paid on Stripe Checkout with {card_label(token)}; back to the chat.",
+            "checkout": f"Paid on Stripe Checkout with {card_label(token)}{sold}; "
+                        "back to the chat.",
             "portal": f"Saved {card_label(token)} as the card on Stripe's billing portal.",
             "invoice": f"Paid the invoice with {card_label(token)}.",
         }[kind]
@@ -259,16 +364,35 @@ class Console:
             return False
         if name == "time":
             await self._advance(arg)
+        elif name == "as":
+            self._switch(arg.strip().lower())
+        elif name == "home":
+            self._answer(await self.persona.home(self.portal), where="home")
         elif name in ("card", "cards"):
             self.out.write("Test cards (type the name after a button's number, e.g. 2 decline):\n")
             for short, (token, label) in CARDS.items():
                 self.out.write(f"  {short:<11} {label}  [{token}]\n")
         else:
-            menu = self.portal.command_menu(self.portal.default_locale)
-            self.out.write(HELP + "\nChat commands:\n")
-            self.out.write("".join(f"  /{command:<11} {text}\n" for command, text in menu))
+            self.out.write(HELP + "\n" + self.persona.commands(self.portal))
         self.out.flush()
         return True
+
+    def _switch(self, name: str) -> None:
+        """Play another persona and print what was pushed to them meanwhile."""
+        persona = self.personas.get(name)
+        if persona is None:
+            if name:
+                self.out.write(f"There is no {name} here. ")
+            self.out.write("Who you can play (:as NAME):\n")
+            for known in self.personas.values():
+                mark = "*" if known is self.persona else " "
+                self.out.write(f" {mark}{known.name:<13} {known.about}\n")
+            return
+        self.persona = persona
+        waiting, persona.waiting = persona.waiting, []
+        self.note(f"You are {persona.name} now: {persona.about}."
+                  + (f" {len(waiting)} new message(s) for you:" if waiting else ""))
+        self.show(waiting, where="pushed")
 
     async def _advance(self, arg: str) -> None:
         seconds = parse_duration(arg)

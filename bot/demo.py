@@ -2,7 +2,8 @@
 
 Everything runs offline in one process: the sandbox serves Stripe's API and hosted pages on
 127.0.0.1, Portier serves its webhook route beside it, and the console chat talks to the
-same handlers Telegram users get.
+same handlers Telegram users get — and, as a Slack workspace's admin or member (`:as`), to
+the same team handlers Slack users get (bot.console_slack).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TextIO
 
 from billing.migrate import upgrade
 from bot.console import Console, Settle, script_lines, stdin_lines
+from bot.console_slack import DemoWorkspace
 from bot.logs import configure_logging
 from bot.runtime import secret
 from bot.service import Service, bind, running
@@ -76,6 +78,8 @@ the same conversations Telegram users get.
 Try: /start, then type a button's number. Stripe's pages open as a customer paying with a
 test card ("1 decline" pays with one that declines). :time +31d moves Stripe's clock to the
 next renewal, :card lists test cards, :help shows everything, :quit leaves.
+Slack too: :as slack-admin plays a workspace admin (type /billing to start the team plan),
+:as slack-member a member asking for a seat, :as telegram the customer again.
 """
 
 
@@ -169,6 +173,8 @@ async def _chat(settings: Settings, sock: socket.socket, sandbox: Sandbox, strip
         chat = Console(service.runtime.portal, out=out, language=settings.locale,
                        sandbox_url=stripe_url, settle=settle)
         await service.attach(chat)
+        # A Slack workspace played at the same console: its people are personas (`:as`).
+        await service.attach(DemoWorkspace(chat, language=settings.locale))
         out.write(BANNER + "\n")
         interactive = script is None and sys.stdin.isatty()
         lines = script_lines(script) if script else stdin_lines()

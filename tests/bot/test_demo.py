@@ -99,6 +99,97 @@ async def test_fail_a_renewal_and_recover(tmp_path: Path,
     assert "Status: Active" in recovered and "Card: Visa •••• 0341" in recovered
 
 
+TEAM = """\
+:as
+:as slack-admin
+/billing
+# Start the team plan: a modal asks for the seats; free text is not a number
+1
+lots
+3
+# Pay with Stripe: Checkout with quantity 3, then the team_welcome DM
+1
+/billing
+# Add or remove seats → 5 → the preview → Confirm
+1
+5
+1
+/plan
+hello
+:as slack-member
+/billing
+# Request a seat, then once more: the second request changes nothing
+1
+/billing
+1
+:as slack-admin
+# The seat request's DM: Approve
+1
+/billing
+:home
+:as slack-member
+/billing
+:as telegram
+/start
+"""
+
+
+def exchanges(text: str) -> list[tuple[str, str]]:
+    """Split a transcript into (typed line, what was printed after it), any persona."""
+    parts = re.split(r"^you(?: \(([a-z-]+)\))? › (.*)$", text, flags=re.MULTILINE)
+    return [(f"{who or 'telegram'}: {typed}", printed)
+            for who, typed, printed in zip(parts[1::3], parts[2::3], parts[3::3], strict=True)]
+
+
+async def test_a_slack_team_buys_seats_and_approves_a_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the Slack admin: start the team plan through Checkout with 3 seats, go to 5 with a
+    preview; as the member: request a seat (once); the admin's DM waits for them, Approve
+    assigns it and the member's DM waits for the member; Telegram is unchanged."""
+    shown = await demo(tmp_path, monkeypatch, TEAM)
+    assert ":as slack-admin" in shown.split("you › ", 1)[0]  # the banner says how
+    said = exchanges(shown)
+    typed = [line for line, _ in said]
+    assert typed[:3] == ["telegram: :as", "telegram: :as slack-admin", "slack-admin: /billing"]
+    [(_, people), (_, switched), (_, empty), (_, asked), (_, wrong), (_, pay), (_, paid),
+     (_, plan), (_, seats), (_, previewed), (_, done), (_, plan_cmd), (_, free_text),
+     *rest] = said
+    assert "*telegram" in people and "slack-admin   Ada Admin, a workspace admin" in people
+    assert "You are slack-admin now" in switched
+    assert "slack › only visible to you" in empty and "[1] Start the team plan" in empty
+    assert "modal “Seats”" in asked and "start with (from 1 to 500)?" in asked
+    assert "modal “Billing”" in wrong and "That is not a number of seats." in wrong
+    assert "3 seats: pay with Stripe" in pay and "[1] Pay with Stripe ↗ (link)" in pay
+    assert "Paid on Stripe Checkout with Visa 4242 for 3 × Team — €8.00 / month" in paid
+    assert "slack › DM from Portier" in paid and "Team plan started" in paid
+    assert "3 seats purchased, 0 assigned." in plan and "Next invoice: €24.00." in plan
+    assert "The team has 3 seats. How many should it have" in seats
+    assert re.search(r"From 3 to 5 seats: €1[56]\.\d\d prorated on your next invoice, then "
+                     r"€40\.00 per month\.", previewed)
+    assert "[1] Confirm" in previewed and "[2] Keep as is" in previewed
+    assert "Done: the team now has 5 seats." in done
+    assert "/plan is not a valid command" in plan_cmd
+    assert "In Slack this app reads no messages" in free_text
+    (_, _), (_, member), (_, requested), (_, again), (_, twice), (_, inbox), (_, approved), \
+        (_, after), (_, home), (_, told), (_, seated), (_, _), (_, start) = rest
+    assert "You don't hold a seat" in member and "[1] Request a seat" in member
+    assert "Your request for a seat went to the billing admins." in requested
+    assert "[to slack-admin] a new message: “Seat request”" in requested
+    assert "Request a seat" in again
+    assert "already with the billing admins" in twice and "[to slack-admin]" not in twice
+    assert "1 new message(s) for you" in inbox and "slack › DM from Portier" in inbox
+    assert "Max Member asks for a seat of the team plan." in inbox
+    assert "[1] Approve   [2] Deny" in inbox
+    assert "Approved: the member now holds a seat." in approved
+    assert "[to slack-member] a new message: “Your request was approved" in approved
+    assert "5 seats purchased, 1 assigned." in after
+    assert "slack › App Home" in home and "5 seats purchased, 1 assigned." in home
+    assert "Your request was approved: you now hold a seat" in told
+    assert "You hold a seat of your team's plan." in seated
+    assert "bot › Welcome to Acme Cloud" in start and "[1] See plans" in start
+    assert typed[-1] == "telegram: /start"
+
+
 def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
     """`portier demo --help` explains the command and exits 0."""
     with pytest.raises(SystemExit) as exited:
