@@ -3,7 +3,7 @@
 Thin like the other adapters: a typed line becomes a portal call (`/command`, a button's
 number, free text) and each neutral reply becomes a few lines of text with numbered buttons.
 A URL button that leads to one of the Stripe sandbox's hosted pages is "opened" the way a
-customer with a test card would: its form is posted, so the demo runs without a browser.
+customer with a test card would (bot.console_sandbox), so the demo runs without a browser.
 
 The person at the terminal plays one persona at a time (`:as NAME`): the Telegram customer,
 or people of another chat app (bot.console_slack's workspace). Each persona has its own
@@ -14,21 +14,19 @@ switches to them.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-import httpx
 from starlette.routing import BaseRoute
 
 from bot.channels import Pacing
+from bot.console_sandbox import CARDS, SandboxBrowser
 from handlers.apps import PlainApp
 from handlers.context import Actor
 from handlers.portal import Portal
@@ -36,17 +34,6 @@ from handlers.replies import Button, Reply
 
 log = logging.getLogger(__name__)
 
-# Stripe's test payment methods the sandbox knows, by the short name typed after a number.
-CARDS = {
-    "visa": ("pm_card_visa", "Visa 4242, payments succeed"),
-    "mastercard": ("pm_card_mastercard", "Mastercard 4444, payments succeed"),
-    "decline": ("pm_card_visa_chargeDeclined", "Visa 0341, saved but every charge is declined"),
-    "funds": ("pm_card_chargeDeclinedInsufficientFunds", "Visa 9995, declined: insufficient funds"),
-    "fail": ("pm_card_chargeDeclined", "Visa 0002, declined and cannot be saved"),
-}
-DEFAULT_CARD = "pm_card_visa"
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-PAGE = re.compile(r"/pay/(checkout|portal|invoice)/[A-Za-z0-9_]+(/pdf)?$")
 PRESS = re.compile(r"^(\d{1,3})(?:\s+(\S+))?$")
 HELP = """\
 Type a /command, the number of a button, or a message. Helpers:
@@ -60,22 +47,6 @@ Type a /command, the number of a button, or a message. Helpers:
 TELEGRAM = "telegram"
 
 Settle = Callable[[], Awaitable[None]]
-
-
-def card_label(token: str) -> str:
-    """Name a test payment method for people ("Visa 4242")."""
-    for known, label in CARDS.values():
-        if known == token:
-            return label.split(",")[0]
-    return token
-
-
-def parse_duration(text: str) -> int | None:
-    """Turn `+30d`, `12h`, `+1y` or a bare number of days into seconds."""
-    found = re.fullmatch(r"\+?(\d{1,5})\s*([smhdwy]?)", text.strip().lower())
-    if found is None:
-        return None
-    return int(found.group(1)) * UNITS[found.group(2) or "d"]
 
 
 def numbered(reply: Reply) -> list[Button]:
@@ -156,14 +127,14 @@ class Console:
                  sandbox_url: str | None = None, settle: Settle | None = None) -> None:
         self.portal = portal
         self.out = out
-        self.sandbox_url = sandbox_url.rstrip("/") if sandbox_url else None
         self.settle = settle
+        self.browser = SandboxBrowser(sandbox_url=sandbox_url,
+                                      portier_url=portal.billing.public_url)
         customer = Persona(TELEGRAM, Actor(channel="console", user_id="demo", chat_id="demo",
                                            private=True, language=language, name="Demo"))
         self.personas: dict[str, Persona] = {TELEGRAM: customer}
         self.persona = customer
         self._prompting = False
-        self._http = httpx.AsyncClient(timeout=30, follow_redirects=False)
 
     @property
     def actor(self) -> Actor:
@@ -299,71 +270,16 @@ class Console:
 
     async def open(self, url: str, card: str | None = None) -> None:
         """Open a URL: complete a sandbox page as a test-card customer, print any other."""
-        url = await self._through_card_link(url)
-        if not url:
-            return
-        page = PAGE.search(url)
-        if not self.sandbox_url or not url.startswith(self.sandbox_url + "/pay/") or not page:
-            self.note(f"Open in your browser: {url}")
-            return
-        token = CARDS[card.lower()][0] if card and card.lower() in CARDS else card
-        token = token or DEFAULT_CARD
-        kind = "pdf" if page.group(2) else page.group(1)
-        self.note(f"Downloading {url}" if kind == "pdf" else
-                  f"Opening Stripe's {kind} page as a customer ({card_label(token)}): {url}")
-        try:
-            outcome = await self._complete(kind, url, token)
-        except httpx.HTTPError as error:
-            outcome = f"The page did not answer ({type(error).__name__})."
-        self.note(outcome)
-        await self._settle()
-
-    async def _through_card_link(self, url: str) -> str:
-        """Open an Update card button's link (Portier's `GET /card/<token>`, which makes
-        Stripe's page at the tap) and return where it leads; "" when it shows a page."""
-        if not url.startswith(self.portal.billing.public_url.rstrip("/") + "/card/"):
-            return url
-        try:
-            answer = await self._http.get(url)
-        except httpx.HTTPError as error:
-            self.note(f"The page did not answer ({type(error).__name__}).")
-            return ""
-        if answer.is_redirect:
-            return answer.headers["location"]
-        self.note(f"Portier's page says: {_headline(answer.text)}")
-        return ""
-
-    async def _complete(self, kind: str, url: str, token: str) -> str:
-        if kind == "pdf":
-            answer = await self._http.get(url)
-            return f"Downloaded the invoice PDF ({len(answer.content)} bytes)."
-        if kind == "invoice":
-            page = await self._http.get(url)
-            status = re.search(r"Status: <b>(.*?)</b>", page.text)
-            if "<form" not in page.text:  # only an open invoice has a form to pay it
-                shown = status.group(1) if status else "not found"
-                return f"{_headline(page.text)}: {shown}, nothing to pay."
-        sold = ""
-        if kind == "checkout":  # what the page sells, quantities too ("3 × Team — €8.00 / month")
-            page = await self._http.get(url)
-            sold = "".join(f" for {html.unescape(item)}" for item in
-                           re.findall(r"<p>(\d+ × .*?)</p>", page.text)[:1])
-        answer = await self._http.post(url, data={"payment_method": token})
-        if answer.is_error or "class='error'" in answer.text:
-            return f"Stripe's page says: {_headline(answer.text)}"
-        return {
-            "checkout": f"Paid on Stripe Checkout with {card_label(token)}{sold}; "
-                        "back to the chat.",
-            "portal": f"Saved {card_label(token)} as the card on Stripe's billing portal.",
-            "invoice": f"Paid the invoice with {card_label(token)}.",
-        }[kind]
+        if await self.browser.open(url, card, self.note):
+            await self._settle()
 
     async def _helper(self, line: str) -> bool:
         name, _, arg = line.strip().partition(" ")
         if name in ("quit", "q", "exit"):
             return False
         if name == "time":
-            await self._advance(arg)
+            if await self.browser.advance(arg, self.note):
+                await self._settle()
         elif name == "as":
             self._switch(arg.strip().lower())
         elif name == "home":
@@ -394,40 +310,18 @@ class Console:
                   + (f" {len(waiting)} new message(s) for you:" if waiting else ""))
         self.show(waiting, where="pushed")
 
-    async def _advance(self, arg: str) -> None:
-        seconds = parse_duration(arg)
-        if seconds is None:
-            self.note("Say how far to move the clock, e.g. :time +30d (h, d, w or y).")
-            return
-        if self.sandbox_url is None:
-            self.note("There is no Stripe sandbox to move the clock of.")
-            return
-        answer = await self._http.post(f"{self.sandbox_url}/_sandbox/advance",
-                                       data={"seconds": str(seconds)})
-        now = datetime.fromtimestamp(int(answer.json()["now"]), UTC)
-        self.note(f"Stripe's clock moved {arg.strip().lstrip('+')} ahead: "
-                  f"it is now {now:%Y-%m-%d %H:%M} UTC there.")
-        await self._settle()
-
     async def _settle(self) -> None:
         # Let webhooks land and their notices print before the next line is read.
         if self.settle is not None:
             await self.settle()
 
     def _prompt(self) -> None:
-        self.out.write("you › ")
+        self.out.write(self.persona.prompt)
         self.out.flush()
 
     async def aclose(self) -> None:
         """Release the HTTP client."""
-        await self._http.aclose()
-
-
-def _headline(page: str) -> str:
-    """Pull the error (or else the title) out of a sandbox page."""
-    found = (re.search(r"<p class='error'>(.*?)</p>", page)
-             or re.search(r"<h1>(.*?)</h1>", page))
-    return html.unescape(found.group(1)) if found else "The page did not complete."
+        await self.browser.aclose()
 
 
 async def script_lines(path: str | Path) -> AsyncIterator[str]:

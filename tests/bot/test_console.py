@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from billing.migrate import upgrade
-from bot.console import Console, parse_duration, render, script_lines, stdin_lines
+from bot.console import Console, render, script_lines, stdin_lines
+from bot.console_sandbox import parse_duration
 from bot.demo import CATALOG, demo_settings
 from bot.runtime import build_billing
 from handlers.portal import Portal

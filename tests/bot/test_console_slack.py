@@ -4,6 +4,7 @@ and the DMs that wait for them. (The whole team walk runs in tests/bot/test_demo
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -22,6 +23,7 @@ class NoPortal:
     """Just what the console and the workspace ask of a portal before any update."""
 
     default_locale = "en"
+    billing = SimpleNamespace(public_url="http://127.0.0.1:9")
 
     def __init__(self) -> None:
         self.apps: dict[str, Any] = {}
