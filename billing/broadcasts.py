@@ -17,6 +17,7 @@ first).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,6 +87,8 @@ class _Checker(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.open: list[str] = []
         self.text: list[str] = []
+        self.plain: list[str] = []  # the text for a chat without formatting: links spelled out
+        self._links: list[tuple[str | None, int]] = []  # open <a>: its href, where its label starts
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         allowed = _TAGS.get(tag)
@@ -102,6 +105,8 @@ class _Checker(HTMLParser):
                 raise BroadcastError('<code> takes only class="language-…"')
             if tag == "span" and value != "tg-spoiler":
                 raise BroadcastError('<span> takes only class="tg-spoiler"')
+        if tag == "a":
+            self._links.append((dict(attrs).get("href"), len(self.plain)))
         self.open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -109,12 +114,18 @@ class _Checker(HTMLParser):
             expected = f"</{self.open[-1]}>" if self.open else "no closing tag"
             raise BroadcastError(f"</{tag}> does not close the open tag ({expected} expected)")
         self.open.pop()
+        if tag == "a" and self._links:
+            href, start = self._links.pop()
+            label = "".join(self.plain[start:]).strip()
+            if href and label != href:
+                self.plain.append(f" ({href})")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         raise BroadcastError(f"<{tag}/>: Telegram's HTML has no self-closing tags")
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+        self.plain.append(data)
 
     def handle_comment(self, data: str) -> None:
         raise BroadcastError("comments (<!-- -->) are not allowed")
@@ -134,9 +145,33 @@ def _link_ok(url: str) -> bool:
     return (parts.scheme in ("http", "https") and bool(parts.netloc)) or parts.scheme == "tg"
 
 
-def check_html(text: str) -> str:
-    """Return the visible text of a message in Telegram's HTML subset, or raise
-    BroadcastError saying what Telegram would refuse."""
+# Telegram knows these entities only ("All numerical HTML entities are supported. The API
+# currently supports only the following named HTML entities: &lt;, &gt;, &amp; and &quot;",
+# core.telegram.org/bots/api#html-style); any other "&" must be written &amp;.
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
+_ENTITY_LIKE = re.compile(r"&#?[0-9A-Za-z]{0,32};?")
+
+
+def _check_entities(text: str) -> None:
+    for at in (m.start() for m in re.finditer("&", text)):
+        found = _ENTITY.match(text, at)
+        if found is None:
+            shown = _ENTITY_LIKE.match(text, at)
+            written = shown.group(0) if shown else "&"
+            if written in ("&", "&;"):
+                raise BroadcastError(f'a bare "&" at character {at + 1}: write &amp;')
+            raise BroadcastError(f'"{written}" at character {at + 1} is no entity Telegram '
+                                 "knows (only &lt; &gt; &amp; &quot; and numbers such as "
+                                 "&#8364;): write &amp; for a plain &")
+        number = found.group(1) or found.group(2)
+        if number is not None:
+            code = int(number, 10 if found.group(1) else 16)
+            if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                raise BroadcastError(f'"{found.group(0)}" at character {at + 1} is no '
+                                     "character")
+
+
+def _checked(text: str) -> _Checker:
     if not text.strip():
         raise BroadcastError("the message is empty")
     if len(text) > MAX_TEXT:
@@ -148,6 +183,7 @@ def check_html(text: str) -> str:
         for at, char in enumerate(text):
             if char == "<" and not (text[at + 1:at + 2].isalpha() or text[at + 1:at + 2] == "/"):
                 raise BroadcastError(f'a bare "<" at character {at + 1}: write &lt;')
+    _check_entities(text)
     checker = _Checker()
     checker.feed(text)
     checker.close()
@@ -155,16 +191,30 @@ def check_html(text: str) -> str:
         raise BroadcastError(f"<{checker.open[-1]}> is never closed")
     if checker.rawdata:  # an unfinished tag such as "<b"
         raise BroadcastError(f'an unfinished tag: "{checker.rawdata[:20]}"')
-    visible = "".join(checker.text)
-    if not visible.strip():
+    if not "".join(checker.text).strip():
         raise BroadcastError("the message has no visible text")
-    return visible
+    return checker
+
+
+def check_html(text: str) -> str:
+    """Return the visible text of a message in Telegram's HTML subset, or raise
+    BroadcastError saying what Telegram would refuse."""
+    return "".join(_checked(text).text)
 
 
 def visible_text(text: str) -> str:
     """Return what a reader sees of a checked message (its text without the tags)."""
     try:
         return check_html(text)
+    except BroadcastError:  # stored before a stricter check: show it as it is
+        return text
+
+
+def plain_text(text: str) -> str:
+    """Return a checked message for a chat that shows no formatting: the visible text, each
+    link's address after its label."""
+    try:
+        return "".join(_checked(text).plain)
     except BroadcastError:  # stored before a stricter check: show it as it is
         return text
 

@@ -14,11 +14,13 @@ MAX_TEXT = 4096  # Telegram's limit for one message's text
 MAX_CAPTION = 1024  # and for a photo's or document's caption
 
 
-def html(reply: Reply) -> str:
-    """Return the reply's text as Telegram HTML, title in bold."""
-    body = escape(reply.text)
-    text = f"<b>{escape(reply.title)}</b>\n{body}" if reply.title else body
-    return text[:MAX_TEXT]
+def html(reply: Reply, limit: int = MAX_TEXT) -> str:
+    """Return the reply's text as Telegram HTML, title in bold: its checked markup as it is
+    (when it fits: cutting markup could split a tag), else the plain text escaped."""
+    head = f"<b>{escape(reply.title)}</b>\n" if reply.title else ""
+    if reply.html is not None and len(head) + len(reply.html) <= limit:
+        return head + reply.html
+    return (head + escape(reply.text))[:limit]
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -34,6 +36,8 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 def caption(reply: Reply) -> str:
     """Return the reply's text as a Telegram HTML caption, cut before an entity or tag
     could be split."""
+    if reply.html is not None and (found := html(reply, MAX_CAPTION)).endswith(reply.html):
+        return found  # the markup fits whole
     text = reply.text
     while len(found := html(Reply(text, title=reply.title))) > MAX_CAPTION:
         text = text[:len(text) - (len(found) - MAX_CAPTION) - 1]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.broadcasts import visible_text as broadcast_text
+from billing.broadcasts import plain_text
 from handlers import menus
 from handlers.context import Ctx
 from handlers.problems import decline_reason
@@ -179,9 +179,9 @@ def _resumed(ctx: Ctx, params: Params) -> Reply:
 
 
 def _broadcast(ctx: Ctx, params: Params) -> Reply:
-    # The text was checked as Telegram HTML when the broadcast was made; a reply carries
-    # plain text (the channel escapes it), so the recipient reads its visible text.
-    text = broadcast_text(str(params.get("text") or ""))
+    # The text was checked as Telegram HTML when the broadcast was made: it goes as it is
+    # where formatting shows, and as plain text (links spelled out) elsewhere.
+    source = str(params.get("text") or "")
     button = None
     if params.get("url"):
         button = Button(ctx.t("Open link"), url=str(params["url"]))
@@ -196,7 +196,7 @@ def _broadcast(ctx: Ctx, params: Params) -> Reply:
         else:
             button = Button(ctx.t("Subscribe to {plan}", plan=plan.name),
                             action=f"buy:{plan.key}:{interval}")
-    return Reply(text, buttons=rows(button), private=True)
+    return Reply(plain_text(source), buttons=rows(button), private=True, html=source)
 
 
 def _broadcast_report(ctx: Ctx, params: Params) -> Reply:

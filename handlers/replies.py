@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+USER, CONVERSATION = "user", "conversation"  # what a question may ask the chat user to pick
+
 
 @dataclass(frozen=True)
 class Button:
@@ -36,6 +38,15 @@ class Reply:
     image_url: str | None = None
     toast: str | None = None
     attachment: Attachment | None = None  # sent with the text as its caption
+    # The same text as formatted markup, already checked (billing.broadcasts.check_html: b, i,
+    # u, s, a, code, pre, blockquote, spoiler): a channel that shows formatting sends it as
+    # it is, any other shows `text`, the plain version.
+    html: str | None = None
+    # With expect_text: the answer is a chat user (USER) or a conversation (CONVERSATION) —
+    # a picker where the chat app has one, else the id or name typed.
+    pick: str | None = None
+    ref: str | None = None  # names a message sent to several chats (a seat request)
+    replaces: str | None = None  # this reply replaces every copy of the message so named
 
 
 def rows(*buttons: Button | None, per_row: int = 1) -> tuple[tuple[Button, ...], ...]:

@@ -65,6 +65,8 @@ async def test_segments_pick_exactly_their_customers(db: Database) -> None:
 @pytest.mark.parametrize("text", [
     "<b>bold", "<div>x</div>", "<b><i>x</b></i>", "1 < 2", "<a href='javascript:x'>x</a>",
     "<b class='x'>x</b>", "", "<b></b>", "x" * 4000, "<br/>", "<!-- x -->",
+    "Tom & Jerry", "&nbsp;hi", "Q&A", "&#0;x", "&#x110000;x",
+    "<a href='https://x.example/?a=1&b=2'>x</a>",
 ])
 def test_html_telegram_refuses_is_an_error(text: str) -> None:
     """Markup outside Telegram's HTML subset is refused before anything is queued."""
@@ -77,6 +79,24 @@ def test_telegram_html_is_accepted() -> None:
     text = ('<b>Sale</b> <i>now</i> &lt;3 <a href="https://x.example/a?b=1&amp;c=2">here</a> '
             '<span class="tg-spoiler">s</span> <pre><code class="language-py">x</code></pre>')
     assert broadcasts.check_html(text) == "Sale now <3 here s x"
+
+
+def test_entities_errors_say_what_to_write() -> None:
+    """A bare "&" or an entity Telegram does not know is named, with the fix."""
+    with pytest.raises(BroadcastError, match='bare "&" at character 5: write &amp;'):
+        broadcasts.check_html("Tom & Jerry")
+    with pytest.raises(BroadcastError, match='"&nbsp;" at character 1 is no entity'):
+        broadcasts.check_html("&nbsp;hi")
+    assert broadcasts.check_html("a &amp; b &quot;c&quot; &#8364; &#x20AC;") == 'a & b "c" € €'
+
+
+def test_the_plain_text_spells_links_out() -> None:
+    """A chat without formatting gets the visible text with each link's address after its
+    label (a label that is the address stays alone)."""
+    text = ('<b>Sale</b>: <a href="https://x.example/a?b=1&amp;c=2">here</a>, '
+            '<a href="https://y.example">https://y.example</a>\n<blockquote>q</blockquote>')
+    assert broadcasts.plain_text(text) == ("Sale: here (https://x.example/a?b=1&c=2), "
+                                           "https://y.example\nq")
 
 
 async def test_one_notice_per_recipient_and_the_report_adds_up(db: Database) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.telegram_render import MAX_CAPTION, caption
+from bot.telegram_render import MAX_CAPTION, caption, html
 from handlers.replies import Reply
 
 
@@ -19,3 +19,18 @@ def test_a_long_caption_is_cut_before_an_entity() -> None:
 def test_a_short_caption_is_kept() -> None:
     """Short text is only escaped."""
     assert caption(Reply("1 < 2")) == "1 &lt; 2"
+
+
+def test_checked_markup_goes_as_it_is() -> None:
+    """A reply's checked HTML is sent unescaped under the escaped title; the plain text is
+    what the other channels show."""
+    reply = Reply("Sale (https://x.example)", title="A & B",
+                  html='<b>Sale</b> <a href="https://x.example">x</a>')
+    assert html(reply) == '<b>A &amp; B</b>\n<b>Sale</b> <a href="https://x.example">x</a>'
+    assert caption(reply) == html(reply)
+
+
+def test_markup_too_long_falls_back_to_the_plain_text() -> None:
+    """Markup that does not fit is never cut: the escaped plain text is sent instead."""
+    reply = Reply("1 < 2", html="<b>" + "x" * MAX_CAPTION + "</b>")
+    assert caption(reply) == "1 &lt; 2"

@@ -74,6 +74,14 @@ async def test_bad_html_is_refused_before_anything_is_sent(world: World) -> None
     await world.say(admin, "/broadcast")
     reply = await world.say(admin, "<b>Sale <i>now</b></i>")
     assert "Telegram would refuse this message" in (reply.text or "")
+    for bad, problem in (("<b>Sale", "<b> is never closed"), ("<div>x</div>", "<div> is not"),
+                         ("Tom & Jerry", 'a bare "&" at character 5: write &amp;')):
+        reply = await world.say(admin, bad)
+        assert problem in (reply.text or ""), reply.text
+        assert "Nothing was sent" in (reply.text or "")
+    assert world.telegram.calls("sendMessage")[-1]["parse_mode"] == "HTML"
+    async with world.service.runtime.billing.db.read() as s:
+        assert list(await s.scalars(select(Notice).where(Notice.kind == "broadcast"))) == []
 
 
 async def test_service_message_reaches_all_and_the_report_adds_up(world: World) -> None:
@@ -91,11 +99,46 @@ async def test_service_message_reaches_all_and_the_report_adds_up(world: World) 
     for user in users[:2]:
         got = await world.notice(user, "Maintenance tonight")
         assert got.text == "Maintenance tonight"
+        assert got.entities == ({"type": "bold", "offset": 0, "length": 11},)
     report = await world.press(admin, sent, "Refresh")
     assert not isinstance(report, str)
     text = report.text or ""
     assert "report" in text and "3 of 3 settled" in text
     assert "Delivered 2 · blocked 1 · failed 0 · skipped 0" in text
+
+
+RICH = ('<b>b</b> <i>i</i> <u>u</u> <s>s</s> <a href="https://acme.example/sale">a</a> '
+        '<code>c</code> <pre>p</pre> <tg-spoiler>t</tg-spoiler> <blockquote>q</blockquote>')
+RICH_TYPES = ["bold", "italic", "underline", "strikethrough", "text_link", "code", "pre",
+              "spoiler", "blockquote"]
+
+
+async def test_the_formatting_reaches_the_sample_the_test_send_and_recipients(
+        world: World) -> None:
+    """Telegram's HTML is kept: the preview's sample, the test send and each recipient's copy
+    show every tag as the entity Telegram makes of it."""
+    user, _ = await world.linked_user()
+    admin = _admin(world)
+    await world.say(admin, "/broadcast")
+    button = await world.say(admin, RICH)
+    segments = await world.press(admin, button, "No button")
+    assert not isinstance(segments, str)
+    kinds = await world.press(admin, segments, "All customers")
+    assert not isinstance(kinds, str)
+    sample = await world.press(admin, kinds, "Service message")
+    assert not isinstance(sample, str)
+    assert [e["type"] for e in sample.entities] == RICH_TYPES
+    assert sample.text == "b i u s a c p t q"
+    preview = await world.telegram.next_message(admin)
+    tested = await world.press(admin, preview, "Test send to me")
+    assert not isinstance(tested, str)
+    assert [e["type"] for e in tested.entities] == RICH_TYPES
+    preview = await world.telegram.next_message(admin)
+    await world.press(admin, preview, "Send now")
+    await _flush(world)
+    got = await world.notice(user, "b i u s a c p t q")
+    assert [e["type"] for e in got.entities] == RICH_TYPES
+    assert got.entities[4]["url"] == "https://acme.example/sale"
 
 
 async def _preview_message(world: World, admin: FakeUser) -> BotMessage:
