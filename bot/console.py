@@ -86,6 +86,7 @@ class Persona:
     expect_text: bool = False
     waiting: list[Reply] = field(default_factory=list)
     settles = False  # wait for the notices each action causes before reading on
+    first = "/start"  # what to type first
 
     @property
     def prompt(self) -> str:
@@ -257,7 +258,7 @@ class Console:
         """Press button `number` of the latest message with buttons."""
         if not 1 <= number <= len(self.buttons):
             self.note(f"There is no button {number} here." if self.buttons
-                      else "No buttons to press yet: try /start.")
+                      else f"No buttons to press yet: try {self.persona.first}.")
             return
         button = self.buttons[number - 1]
         self.note(f"pressed “{button.label}”")

@@ -116,6 +116,7 @@ class SlackPersona(Persona):
     """A person of the demo workspace: their lines reach the portal as bot.slack's do."""
 
     settles = True  # a request or an approval DMs someone: show it before the next line
+    first = "/billing"
 
     def __init__(self, person: Person, *, language: str, default_locale: str) -> None:
         actor = Actor(channel=CHANNEL, user_id=f"{TEAM_ID}:{person.user_id}",

@@ -121,11 +121,13 @@ async def test_slack_people_type_only_what_slack_takes(
     who; a DM to a chat the workspace does not have is unreachable."""
     console, workspace, _ = team
     await console.handle(":as slack-admin")
+    await console.handle("1")
     await console.handle("/plan")
     await console.handle("hello")
     await console.handle(":help")
     await console.handle(":as nobody")
     shown = output(console)
+    assert "No buttons to press yet: try /billing." in shown
     assert "Slack: /plan is not a valid command. This app's command is /billing." in shown
     assert "In Slack this app reads no messages" in shown
     assert "/billing connect CODE" in shown and ":as NAME" in shown
