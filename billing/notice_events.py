@@ -57,7 +57,8 @@ async def _send(billing: Billing, session: AsyncSession, customer: str | None, k
                 key: str, params: dict[str, Any], *, only_reminded: bool = False) -> None:
     if customer:
         await notify(session, customer_id=customer, kind=kind, key=key, params=params,
-                     quiet_hours=billing.catalog.quiet_hours, only_reminded=only_reminded)
+                     quiet_hours=billing.catalog.quiet_hours, only_reminded=only_reminded,
+                     rosters=billing.rosters)
 
 
 # -- invoices ------------------------------------------------------------------------------
@@ -347,4 +348,5 @@ async def card_updated(billing: Billing, session: AsyncSession, event: Event) ->
               "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
     # The customer has just acted (on Stripe's page): no quiet hours hold the answer back.
     await notify(session, customer_id=customer, kind="card_updated", key=key,
-                 params=params | await _open_invoice(session, customer), quiet_hours=None)
+                 params=params | await _open_invoice(session, customer), quiet_hours=None,
+                 rosters=billing.rosters)

@@ -9,7 +9,7 @@ defer everything but payment problems by setting `send_after`. Delivery states l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog import parse_quiet_hours
 from billing.models import ChatLink, Notice, Preference, UnreachableChat, utcnow
+from billing.team_notices import Fanout, TeamRoster
 
 # Payment problems need the customer now: quiet hours never hold them back.
-URGENT = frozenset({"payment_failed", "action_required"})
+URGENT = frozenset({"payment_failed", "action_required", "team_payment_failed",
+                    "team_action_required"})
 KEY_CHUNK = 500  # dedupe keys looked up per query
 
 
@@ -118,21 +120,26 @@ async def enqueue(session: AsyncSession, *, dedupe_key: str, channel: str, user_
 
 async def notify(session: AsyncSession, *, customer_id: str, kind: str, key: str,
                  params: dict[str, Any], quiet_hours: str | None,
-                 now: datetime | None = None, only_reminded: bool = False) -> int:
+                 now: datetime | None = None, only_reminded: bool = False,
+                 rosters: Mapping[str, TeamRoster] | None = None) -> int:
     """Queue a notice for every chat linked to the customer; return how many were new.
 
     `key` is `<kind>:<object>:<period or event>`; `only_reminded` leaves out the chats
-    that turned renewal reminders off.
+    that turned renewal reminders off. A linked team gets one copy per billing admin, as
+    its `rosters` entry says (billing.team_notices).
     """
-    now = now or utcnow()
+    at = now or utcnow()
+    fanout = Fanout(session, rosters)
     added = 0
     for to in await recipients(session, customer_id):
         if only_reminded and not to.reminders:
             continue
-        added += await enqueue(
-            session, dedupe_key=recipient_key(key, to.channel, to.user_id), channel=to.channel,
-            user_id=to.user_id, chat_id=to.chat_id, kind=kind, params=params,
-            send_after=send_time(kind, quiet_hours, to.timezone, now))
+        row = {"dedupe_key": recipient_key(key, to.channel, to.user_id), "channel": to.channel,
+               "user_id": to.user_id, "chat_id": to.chat_id, "kind": kind, "params": params,
+               "send_after": send_time(kind, quiet_hours, to.timezone, at)}
+        for one in await fanout.rows([row], send_time=lambda k, zone: send_time(
+                k, quiet_hours, zone, at)):
+            added += await enqueue(session, **one)
     return added
 
 

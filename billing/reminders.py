@@ -16,7 +16,7 @@ Expiring cards: a card expires when its expiry month ends; it is announced once,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from billing.db import Database
 from billing.mirror_models import MirrorCustomer, MirrorSubscription
 from billing.models import ChatLink, Preference, utcnow
 from billing.notices import add_many, recipient_key, send_time
+from billing.team_notices import Fanout, TeamRoster
 
 LOOKBACK = timedelta(days=1)
 CARD_LIVE = ("active", "trialing", "past_due")
@@ -93,8 +94,17 @@ async def _renewals_due(session: AsyncSession, low: datetime, high: datetime) ->
                or_(Preference.reminders.is_(None), Preference.reminders.is_(True))))).all())
 
 
+async def _for_teams(session: AsyncSession, rows: list[dict[str, Any]], catalog: Catalog,
+                     now: datetime, rosters: Mapping[str, TeamRoster] | None
+                     ) -> list[dict[str, Any]]:
+    """Replace each linked team's row by its billing admins' (billing.team_notices)."""
+    return await Fanout(session, rosters).rows(rows, send_time=lambda kind, zone: send_time(
+        kind, catalog.quiet_hours, zone, now))
+
+
 async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None = None, *,
-                        now: datetime | None = None, lookback: timedelta = LOOKBACK) -> Scan:
+                        now: datetime | None = None, lookback: timedelta = LOOKBACK,
+                        rosters: Mapping[str, TeamRoster] | None = None) -> Scan:
     """Queue the renewal reminders that became due; return how many were due and new."""
     now = now or utcnow()
     names = _plan_names(catalog, prices)
@@ -113,6 +123,7 @@ async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None
                      "plan": names.get(price_id) or product or price_id,
                      "amount": upcoming if upcoming is not None else unit * quantity,
                      "currency": currency, "interval": interval, "interval_count": count}))
+        rows = await _for_teams(session, rows, catalog, now, rosters)
         added = await add_many(session, rows)
     return Scan(due=len(rows), added=added)
 
@@ -138,7 +149,8 @@ def _paying(column: str) -> Any:
                 else_=getattr(MirrorCustomer, column)).label(column)
 
 
-async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = None) -> Scan:
+async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = None,
+                     rosters: Mapping[str, TeamRoster] | None = None) -> Scan:
     """Queue a notice for each card that pays a live subscription and expires within
     `card_expiry_days` (once per card, however many subscriptions it pays)."""
     now = now or utcnow()
@@ -167,5 +179,6 @@ async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = N
                 "card_expiring", key, (channel, user_id, chat_id, zone), catalog, now,
                 {"customer": customer, "brand": brand_, "last4": last4_, "exp_month": month,
                  "exp_year": year})
-        added = await add_many(session, list(rows.values()))
-    return Scan(due=len(rows), added=added)
+        found_rows = await _for_teams(session, list(rows.values()), catalog, now, rosters)
+        added = await add_many(session, found_rows)
+    return Scan(due=len(found_rows), added=added)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from billing.catalog import Catalog, PriceBook
 from billing.db import Database
 from billing.gateway import StripeGateway
+from billing.team_notices import TeamRoster
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Billing:
     public_url: str
     # Stripe events this process attempted, by outcome ("processed", "failed"): /metrics.
     events: Counter[str] = field(default_factory=Counter)
+    # Who a team's notices go to, by channel: registered by each team chat app (Slack).
+    rosters: dict[str, TeamRoster] = field(default_factory=dict)
 
     def return_url(self, **query: str) -> str:
         """Return the URL of Portier's `GET /return` page with a query."""

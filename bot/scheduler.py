@@ -174,8 +174,9 @@ class Scheduler:
     async def scan_reminders(self) -> None:
         """Queue due renewal reminders and card-expiry notices from the mirror."""
         billing = self.billing
-        renewals = await scan_renewals(billing.db, billing.catalog, billing.prices)
-        cards = await scan_cards(billing.db, billing.catalog)
+        renewals = await scan_renewals(billing.db, billing.catalog, billing.prices,
+                                       rosters=billing.rosters)
+        cards = await scan_cards(billing.db, billing.catalog, rosters=billing.rosters)
         if renewals.added or cards.added:
             log.info("queued %d renewal reminders, %d card notices", renewals.added,
                      cards.added)

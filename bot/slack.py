@@ -37,6 +37,7 @@ from bot.channels import Pacing
 from bot.outbox import Issue, Rejected, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
+from bot.slack_admins import SlackRoster
 from bot.slack_oauth import EncryptedInstallationStore
 from bot.slack_render import ACTION, ANSWER, ASK, answer_modal, ask_button, blocks, fallback
 from handlers.context import Actor
@@ -110,6 +111,15 @@ class SlackApp:
             if member == await self._installer(team):
                 return ADMIN
         return role
+
+    async def team_zone(self, actor: Actor) -> str | None:
+        """Return the actor's time zone as Slack has it (users.info `tz`)."""
+        team, member = self.team_of(actor)
+        try:
+            zone = (await self._users(team, member)).get("tz")
+        except SlackApiError:
+            return None
+        return zone if isinstance(zone, str) else None
 
 
 def role_of(user: dict[str, Any]) -> str:
@@ -214,8 +224,11 @@ class SlackChannel:
         return routes
 
     async def start(self) -> None:
-        """Register the ChatApp with the portal."""
+        """Register the ChatApp with the portal, and who a team's notices go to."""
         self.portal.register(self.slack_app)
+        self.portal.billing.rosters[CHANNEL] = SlackRoster(
+            self._client_for, lambda user: role_of(user) == ADMIN,
+            self._installer if self.store else None)
 
     async def stop(self) -> None:
         """Close the Web API client's HTTP session."""

@@ -14,7 +14,9 @@ from handlers.flows import (
     stats,
     subscribe,
     team,
+    team_invoices,
 )
 
 __all__ = ["broadcast", "cancel", "card", "change", "forget", "help", "invoices", "plan",
-           "settings", "start", "stats", "subscribe", "team"]
+           "settings", "start", "stats", "subscribe", "team",
+           "team_invoices"]

@@ -141,7 +141,8 @@ async def billing(ctx: Ctx, args: str) -> list[Reply]:
                            last4=overview.card.last4))
     return [Reply("\n".join(lines), title=ctx.t("Team plan"),
                   buttons=rows(Button(ctx.t("Add or remove seats"), action="team:seats"),
-                               Button(ctx.t("Update card"), action="team:card")))]
+                               Button(ctx.t("Update card"), action="team:card"),
+                               Button(ctx.t("Invoices"), action="team:inv")))]
 
 
 @router.button("team:card")

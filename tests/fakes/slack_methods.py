@@ -7,6 +7,8 @@ Shapes and error codes follow the method pages at https://docs.slack.dev/referen
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Callable
@@ -85,6 +87,33 @@ def users_info(state: SlackState, token: Token | None, params: dict[str, Any]) -
     assert token is not None
     user = state.user(str(params.get("user", "")), token.team_id)
     return {"user": user.to_dict(include_locale=_flag(params.get("include_locale")))}
+
+
+def users_list(state: SlackState, token: Token | None, params: dict[str, Any]) -> dict[str, Any]:
+    """List the workspace's users a page at a time (users.list), deactivated ones included,
+    with `locale` under include_locale; the cursor is opaque base64 of "user:<id>", as Slack's
+    example (dXNlcjpVMDYxTkZUVDI=) is, and an empty next_cursor ends the list."""
+    assert token is not None
+    with state.lock:
+        users = [u for u in state.users.values() if u.team_id == token.team_id]
+    limit = int(params.get("limit") or 0) or len(users) or 1
+    start = 0
+    if params.get("cursor"):
+        try:
+            kind, _, after = base64.b64decode(str(params["cursor"])).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise ApiError("invalid_cursor") from error
+        ids = [u.id for u in users]
+        if kind != "user" or after not in ids:
+            raise ApiError("invalid_cursor")
+        start = ids.index(after)
+    page = users[start:start + min(limit, 1000)]
+    rest = users[start + len(page):]
+    cursor = base64.b64encode(f"user:{rest[0].id}".encode()).decode() if rest else ""
+    locale = _flag(params.get("include_locale"))
+    return {"members": [u.to_dict(include_locale=locale) for u in page],
+            "cache_ts": int(state.now()),
+            "response_metadata": {"next_cursor": cursor}}
 
 
 def chat_post_message(state: SlackState, token: Token | None, params: dict[str, Any]
@@ -355,6 +384,7 @@ def apps_uninstall(state: SlackState, token: Token | None, params: dict[str, Any
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "users.info": users_info,
+    "users.list": users_list,
     "chat.postMessage": chat_post_message,
     "chat.postEphemeral": chat_post_ephemeral,
     "chat.update": chat_update,
