@@ -64,13 +64,13 @@ def _active(user: dict[str, Any], team_id: str) -> bool:
 
 async def billing_admins(client: AsyncWebClient, team_id: str, *,
                          is_admin: Callable[[dict[str, Any]], bool],
-                         also: set[str]) -> list[TeamAdmin]:
+                         also: set[str], page_size: int = PAGE) -> list[TeamAdmin]:
     """Return the team's admins and owners from users.list, and the members in `also` who are
     still active members (not deactivated, not guests), in users.list's order."""
     admins: list[TeamAdmin] = []
     cursor: str | None = None
     while True:
-        page = await client.users_list(limit=PAGE, include_locale=True, cursor=cursor)
+        page = await client.users_list(limit=page_size, include_locale=True, cursor=cursor)
         for user in page.get("members") or []:
             if _active(user, team_id) and (is_admin(user) or user.get("id") in also):
                 locale, zone = user.get("locale"), user.get("tz")
