@@ -140,11 +140,21 @@ def _open(team: Team, customer: str, *, required: bool = True) -> Any:
 
 
 async def test_renewal_reminders_and_expiring_cards_reach_the_admins(team: Team) -> None:
-    """The scans find the team's renewal and its card: one reminder and one card notice per
-    admin (Team plan / View invoices, Update card), none to members, none twice."""
+    """An admin's App Home lists the team's invoices, a member's has no such button. The
+    scans find the team's renewal and its card: one reminder and one card notice per admin
+    (Team plan / View invoices, Update card), none to members, none twice."""
     cleo = _owner(team)
     customer = await team.buy(2)
     billing = team.billing
+    await team.driver.app_home_opened(team.admin)  # the admin's App Home lists invoices
+    home = await team.slack.wait_for_home(team.admin)
+    await team.driver.press(team.admin, home, "Invoices")
+    listed = await team.slack.next_message(team.admin)  # no response_url in a Home: a DM
+    assert listed.content.startswith("*Invoices*") and "€16.00 · Paid" in listed.content
+    assert {"PDF", "Team plan"} <= {b["text"]["text"] for b in listed.buttons()}
+    await team.driver.app_home_opened(team.member)
+    theirs = await team.slack.wait_for_home(team.member)
+    assert "Invoices" not in {b["text"]["text"] for b in theirs.buttons()}
     sub = team.world.sandbox.store.all("subscription", lambda s: s["customer"] == customer)[0]
     ends = datetime.fromtimestamp(sub["items"]["data"][0]["current_period_end"], UTC)
     now = ends - timedelta(days=max(billing.catalog.renewal_days)) + timedelta(hours=1)
