@@ -87,3 +87,16 @@ async def remember_locale(session: AsyncSession, *, channel: str, user_id: str,
     await session.execute(statement.on_conflict_do_update(
         index_elements=["channel", "user_id"], set_={"locale": locale},
         where=Preference.locale.is_(None)))
+
+
+async def remember_zone(session: AsyncSession, *, channel: str, user_id: str,
+                        zone: str) -> None:
+    """Store the time zone a chat app reports for the user, unless they have one already."""
+    dialect = session.get_bind().dialect.name  # one upsert, as remember_locale
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Preference).values(
+        channel=channel, user_id=user_id, timezone=zone[:64], offers=False, reminders=True,
+        updated_at=utcnow())
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["channel", "user_id"], set_={"timezone": zone[:64]},
+        where=Preference.timezone.is_(None)))

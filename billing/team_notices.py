@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.prefs import remember_locale
+from billing.prefs import remember_locale, remember_zone
 from billing.teams import team_key
 
 log = logging.getLogger(__name__)
@@ -97,16 +97,19 @@ class Fanout:
         self._admins: dict[tuple[str, str], list[TeamAdmin]] = {}
 
     async def admins(self, channel: str, team_id: str, linker_chat: str) -> list[TeamAdmin]:
-        """Return the team's admins (asked once per write) and remember their languages, so
-        that each admin's copy is rendered in theirs."""
+        """Return the team's admins (asked once per write) and remember their languages and
+        time zones, so that each admin's copy is rendered in theirs."""
         key = (channel, team_id)
         if key not in self._admins:
             found = await admins_of(self.rosters, channel, team_id, linker_chat)
             for admin in found:
+                user = admin_chat(team_id, admin.member_id)
                 if admin.locale:
-                    await remember_locale(self.session, channel=channel,
-                                          user_id=admin_chat(team_id, admin.member_id),
+                    await remember_locale(self.session, channel=channel, user_id=user,
                                           locale=admin.locale)
+                if admin.zone:
+                    await remember_zone(self.session, channel=channel, user_id=user,
+                                        zone=admin.zone)
             self._admins[key] = found
         return self._admins[key]
 

@@ -53,7 +53,7 @@ async def _notices(db: Database) -> list[tuple[str, str, str]]:
 
 async def test_each_admin_gets_one_copy_under_its_own_key(db: Database) -> None:
     """Two admins, two team copies (the linker is no admin any more: none for them), the
-    German admin's language remembered; a second write adds nothing."""
+    German admin's language and zone remembered; a second write adds nothing."""
     await _linked(db)
     roster = Roster([TeamAdmin("U2", "de", "Europe/Berlin"), TeamAdmin("U3")])
     assert await _notify(db, {"slack": roster}) == 3
@@ -64,7 +64,7 @@ async def test_each_admin_gets_one_copy_under_its_own_key(db: Database) -> None:
         ("team_payment_failed", "T1:U3", "payment_failed:in_1:1@slack:T1:U3")]
     async with db.session() as session:
         german = await session.get(Preference, ("slack", "T1:U2"))
-    assert german is not None and german.locale == "de"
+    assert german is not None and (german.locale, german.timezone) == ("de", "Europe/Berlin")
 
 
 async def test_without_a_roster_the_linking_admin_is_told(db: Database) -> None:
