@@ -361,8 +361,16 @@ class Progress:
 
     @property
     def finished(self) -> bool:
-        """Tell whether nothing of it is left to send."""
+        """Tell whether nothing of it is left to send or in the air (its counts are final:
+        done, or canceled)."""
         return self.pending == 0
+
+    def params(self) -> dict[str, Any]:
+        """Return the counts as a notice's params (kind broadcast_progress or REPORT)."""
+        return {"broadcast": self.id, "status": self.status, "recipients": self.recipients,
+                "pending": self.pending, "delivered": self.delivered, "blocked": self.blocked,
+                "failed": self.failed, "skipped": self.skipped,
+                "send_at": int(self.send_at.timestamp())}
 
 
 _BUCKETS = {"sent": "delivered", "unreachable": "blocked", "failed": "failed",
@@ -420,13 +428,18 @@ async def watch(session: AsyncSession, broadcast_id: int, *, channel: str, chat_
 REPORT = "broadcast_report"
 
 
-async def queue_reports(session: AsyncSession) -> int:
+async def queue_reports(session: AsyncSession, *, edited: Collection[str] = ()) -> int:
     """Queue the report to the admin of each watched broadcast that has settled (one notice
-    under `broadcast_report:<id>`, so a report is never sent twice); return how many."""
+    under `broadcast_report:<id>`, so a report is never sent twice); return how many.
+
+    A broadcast watched through a message on one of the `edited` channels is left out: the
+    last edit of its progress message is its report."""
     added = 0
     for row in await watched(session):
+        if row.progress_channel in edited and row.progress_message:
+            continue
         found = await progress(session, row.id)
-        if found is None or not (found.finished or found.status == "canceled"):
+        if found is None or not found.finished:
             continue
         row.reported_at = utcnow()
         if row.progress_channel is None or row.progress_chat is None:
@@ -434,11 +447,7 @@ async def queue_reports(session: AsyncSession) -> int:
         user_id = (row.created_by or "").partition(":")[2] or row.progress_chat
         added += await enqueue(
             session, dedupe_key=f"{REPORT}:{row.id}", channel=row.progress_channel,
-            user_id=user_id, chat_id=row.progress_chat, kind=REPORT,
-            params={"broadcast": row.id, "status": found.status,
-                    "recipients": found.recipients, "delivered": found.delivered,
-                    "blocked": found.blocked, "failed": found.failed,
-                    "skipped": found.skipped})
+            user_id=user_id, chat_id=row.progress_chat, kind=REPORT, params=found.params())
     return added
 
 

@@ -5,6 +5,8 @@ A channel brings its HTTP routes (mounted on Portier's one server), sends a repl
 chat — mapping its app's send errors to the outbox's outcomes (`Unreachable`, `RetryLater`,
 `Rejected` from `bot.outbox`; returning means sent) — says how fast it may push (`Pacing`),
 and registers its `handlers.apps.ChatApp` with the portal so that handlers can link to it.
+A channel whose messages can be changed after they are sent is also `Editing` (Telegram:
+the broadcast's progress message, bot.progress).
 The service runs a list of them; nothing in the runtime names one.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
@@ -54,7 +56,34 @@ class Channel(Protocol):
         """Disconnect and release the channel's clients."""
         ...
 
-    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
-        """Send one reply into a chat; an outbox send passes `issue`, awaited right before
-        the request leaves (the notice is `sending` only while it is in the air)."""
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None
+                   ) -> str | None:
+        """Send one reply into a chat; return the message's id if the app gives one. An
+        outbox send passes `issue`, awaited right before the request leaves (the notice is
+        `sending` only while it is in the air)."""
+        ...
+
+
+class NotModified(Exception):
+    """The edit would change nothing: the message already shows it."""
+
+
+class MessageGone(Exception):
+    """The message to edit is no longer there (deleted), or can no longer be edited."""
+
+
+@runtime_checkable
+class Editing(Protocol):
+    """A channel that can change a message it sent."""
+
+    name: str
+
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None
+                   ) -> str | None:
+        """Send one reply into a chat; return the message's id."""
+        ...
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        """Replace a sent message's text and buttons with the reply's; raise NotModified,
+        MessageGone, or the outbox's Unreachable, RetryLater and Rejected."""
         ...

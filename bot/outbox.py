@@ -75,7 +75,7 @@ class Sender(Protocol):
     """A channel's way to send one notice; it awaits `issue()` right before the request
     leaves (after any wait of its own), and sends nothing if that raises."""
 
-    def __call__(self, chat_id: str, reply: Reply, *, issue: Issue) -> Awaitable[None]:
+    def __call__(self, chat_id: str, reply: Reply, *, issue: Issue) -> Awaitable[object]:
         """Send the reply into the chat."""
         ...
 

@@ -34,6 +34,7 @@ from billing.reminders import scan_cards, scan_renewals
 from billing.revenue import snapshot
 from billing.services import Billing
 from bot.outbox import Outbox
+from bot.progress import ProgressEditor
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,12 @@ class Scheduler:
                  worker: Worker | None = None, elect_every: float = 5.0,
                  scan_every: float = 600.0, sweep_every: float = 900.0,
                  events_every: float = 30.0, outbox_every: float = 5.0,
-                 revenue_every: float = 86400.0, broadcasts_every: float = 5.0) -> None:
+                 revenue_every: float = 86400.0, broadcasts_every: float = 5.0,
+                 progress: ProgressEditor | None = None) -> None:
         self.billing = billing
         self.outbox = outbox
         self.worker = worker
+        self.progress = progress  # edits the broadcasts' progress messages
         self.leadership = Leadership(billing.db)
         self.leader = False
         self.runs: Counter[str] = Counter()  # job name → runs on this replica
@@ -205,7 +208,13 @@ class Scheduler:
             self.worker.kick()
 
     async def report_broadcasts(self) -> None:
-        """Queue the report of each settled broadcast to the admin who sent it."""
+        """Edit the progress messages of running broadcasts (their last edit is the report);
+        queue the report of each other settled broadcast to the admin who sent it."""
+        if self.progress is not None:
+            await self.progress.tick()  # queues the others' reports too
+            if self.outbox is not None:
+                self.outbox.kick()
+            return
         async with self.billing.db.session() as session:
             added = await broadcasts.queue_reports(session)
         if added and self.outbox is not None:

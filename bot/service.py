@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import uvicorn
 
 from billing.catalog import Catalog, PriceBook
-from bot.channels import Channel
+from bot.channels import Channel, Editing
 from bot.outbox import Outbox
+from bot.progress import ProgressEditor
 from bot.runtime import Runtime, build_billing
 from bot.scheduler import Scheduler
 from bot.server import Server
@@ -34,6 +35,7 @@ class Service:
     url: str
     outbox: Outbox | None = None
     scheduler: Scheduler | None = None
+    progress: ProgressEditor | None = None
 
     def channel(self, name: str) -> Channel | None:
         """Return the running channel of that name, if it is on."""
@@ -43,14 +45,17 @@ class Service:
         """Start a channel made after the service (one without routes, such as the demo's
         console) and deliver its notices; stopped with the service."""
         await channel.start()
-        _deliver_through(self.worker, channel)
+        _deliver_through(self.worker, channel, self.progress)
         self.channels.append(channel)
 
 
-def _deliver_through(worker: Worker, channel: Channel) -> None:
+def _deliver_through(worker: Worker, channel: Channel,
+                     progress: ProgressEditor | None = None) -> None:
     worker.senders[channel.name] = channel.send
     if worker.outbox is not None:
         worker.outbox.pace.pacing[channel.name] = channel.pacing
+    if progress is not None and isinstance(channel, Editing):
+        progress.channels[channel.name] = channel
 
 
 def channels_for(settings: Settings, portal: Portal) -> list[Channel]:
@@ -88,7 +93,9 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
     runtime = Runtime(settings=settings, billing=billing, portal=portal)
     outbox = Outbox(billing, portal, rate=settings.send_rate)
     worker = Worker(billing, portal, interval=worker_interval, outbox=outbox)
-    scheduler = Scheduler(billing, outbox=outbox, worker=worker)
+    progress = ProgressEditor(billing, portal, every=settings.progress_every)
+    scheduler = Scheduler(billing, outbox=outbox, worker=worker, progress=progress,
+                          broadcasts_every=settings.progress_every)
     channels = channels_for(settings, portal)
     server = Server(runtime, worker, channels)
     sock = sock or bind(settings.host, settings.port)
@@ -105,7 +112,7 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
             await asyncio.sleep(0.01)
         for channel in channels:
             await channel.start()
-            _deliver_through(worker, channel)
+            _deliver_through(worker, channel, progress)
         worker.start()
         await scheduler.start()  # the leader also starts the outbox sender
         # Everything built so far (modules, engines, the bot, the catalog) lives as long as the
@@ -115,7 +122,8 @@ async def running(settings: Settings, *, sock: socket.socket | None = None,
         gc.collect()
         gc.freeze()
         yield Service(runtime=runtime, worker=worker, server=server, channels=channels,
-                      url=f"http://{host}:{port}", outbox=outbox, scheduler=scheduler)
+                      url=f"http://{host}:{port}", outbox=outbox, scheduler=scheduler,
+                      progress=progress)
     finally:
         # The HTTP server stops first, so that the requests it still serves find the worker
         # and the channels they hand their work to running.

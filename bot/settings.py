@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = _env("PORTIER_API_KEY")
     locale: Literal["en", "de"] = _env("PORTIER_LOCALE", "en")
     send_rate: int = _env("PORTIER_SEND_RATE", 30, gt=0)
+    # Seconds between two edits of a broadcast's progress message: Telegram takes an edit of
+    # one message about every few seconds (tests use less).
+    progress_every: float = _env("PORTIER_PROGRESS_EVERY", 4.0, gt=0, le=60)
     log_format: Literal["console", "json"] = _env("PORTIER_LOG_FORMAT", "console")
 
     @field_validator("database_url")

@@ -8,11 +8,12 @@ Application's queue (PTB's customwebhookbot/starlettebot.py); without a webhook 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -30,14 +31,14 @@ from telegram.ext import (
 )
 
 from billing.payloads import MalformedPayload, parse
-from bot.channels import Pacing
+from bot.channels import MessageGone, NotModified, Pacing
 from bot.outbox import Issue, Rejected, RetryLater, Unreachable
 from bot.runtime import same_secret, secret
 from bot.settings import Settings
 from bot.telegram_app import TelegramApp
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_limiter import Limiter, OutboxSend, retry_seconds
-from bot.telegram_render import html, keyboard, send_attachment
+from bot.telegram_render import caption, html, keyboard, send_attachment
 from bot.telegram_updates import problem
 from handlers.context import Actor
 from handlers.i18n import LOCALES, N_, pick_locale, translate
@@ -258,11 +259,12 @@ class TelegramChannel:
         query = update.callback_query
         if query is None or update.effective_chat is None:
             return
-        actor = actor_of(update)
+        message_id = query.message.message_id if query.message else None
+        actor = dataclasses.replace(actor_of(update), message_id=str(message_id)
+                                    if message_id is not None else None)
         replies = await self.portal.button(actor, query.data or "")
         toast = next((r.toast for r in replies if r.toast), None)
         await query.answer(toast)
-        message_id = query.message.message_id if query.message else None
         await self.deliver(actor, replies, edit_message_id=message_id)
 
     async def deliver(self, actor: Actor, replies: list[Reply], *,
@@ -272,39 +274,68 @@ class TelegramChannel:
             if reply.private and not actor.private:
                 continue  # never a hosted link or billing detail in a group
             if reply.edit and edit_message_id is not None:
-                await self.app.bot.edit_message_text(
-                    html(reply), chat_id=int(actor.chat_id), message_id=edit_message_id,
-                    parse_mode=ParseMode.HTML, reply_markup=keyboard(reply))
+                try:
+                    await self.edit(actor.chat_id, str(edit_message_id), reply)
+                except NotModified:  # a second press of Refresh with nothing new: fine
+                    pass
             else:
                 await self.send(actor.chat_id, reply)
 
-    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None) -> None:
-        """Send one reply (a photo with caption when it has an image); an outbox send passes
-        `issue`, run right before the request leaves."""
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        """Replace a sent message's text and buttons with the reply's."""
+        try:
+            await self.app.bot.edit_message_text(
+                html(reply), chat_id=int(chat_id), message_id=int(message_id),
+                parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
+                disable_web_page_preview=True)
+        except BadRequest as error:
+            # Telegram's 400s for an edit: "message is not modified: specified new message
+            # content and reply markup are exactly the same…", "message to edit not found",
+            # "message can't be edited".
+            reason = str(error).lower()
+            if "not modified" in reason:
+                raise NotModified(str(error)) from None
+            if "message to edit not found" in reason or "can't be edited" in reason:
+                raise MessageGone(str(error)) from None
+            self._refused(error)
+        except (Forbidden, RetryAfter) as error:
+            self._refused(error)
+
+    async def send(self, chat_id: str, reply: Reply, *, issue: Issue | None = None
+                   ) -> str | None:
+        """Send one reply (a photo with caption when it has an image); return its message id.
+        An outbox send passes `issue`, run right before the request leaves."""
         # Any: ExtBot types rate_limit_args after AIORateLimiter's (an int of retries).
         limits: Any = OutboxSend(issue) if issue is not None else None
         try:
             if reply.attachment is not None:  # an uploaded chart or CSV: a reply, never a notice
                 await send_attachment(self.app.bot, int(chat_id), reply)
-                return
+                return None
             if reply.image_url:
-                await self.app.bot.send_photo(
-                    int(chat_id), reply.image_url, caption=html(reply)[:1024],
+                sent = await self.app.bot.send_photo(
+                    int(chat_id), reply.image_url, caption=caption(reply),
                     parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
                     rate_limit_args=limits)
-                return
-            await self.app.bot.send_message(int(chat_id), html(reply), parse_mode=ParseMode.HTML,
-                                            reply_markup=keyboard(reply),
-                                            disable_web_page_preview=True,
-                                            rate_limit_args=limits)
-        except Forbidden as error:  # 403: blocked by the user, kicked from the group
+            else:
+                sent = await self.app.bot.send_message(
+                    int(chat_id), html(reply), parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(reply), disable_web_page_preview=True,
+                    rate_limit_args=limits)
+        except (Forbidden, RetryAfter, BadRequest) as error:
+            self._refused(error)
+        return str(sent.message_id)
+
+    @staticmethod
+    def _refused(error: TelegramError) -> NoReturn:
+        """Raise the outbox's outcome of a refused request."""
+        if isinstance(error, Forbidden):  # 403: blocked by the user, kicked from the group
             raise Unreachable(str(error)) from None
-        except RetryAfter as error:  # a reply's 429 after the rate limiter's own retries
+        if isinstance(error, RetryAfter):  # a reply's 429 after the rate limiter's own retries
             raise RetryLater(retry_seconds(error)) from None
-        except BadRequest as error:  # 400: this message can never go (or the chat is gone)
-            if "chat not found" in str(error).lower():
-                raise Unreachable(str(error)) from None
-            raise Rejected(str(error)) from None
+        # 400: this message can never go (or the chat is gone)
+        if "chat not found" in str(error).lower():
+            raise Unreachable(str(error)) from None
+        raise Rejected(str(error)) from None
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log the failure without secrets and tell the user that nothing was changed."""

@@ -26,6 +26,7 @@ class Actor:
     private: bool
     language: str | None = None
     name: str | None = None
+    message_id: str | None = None  # the message whose button was pressed, if the app says
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class Ctx:
     def day(self, moment: datetime) -> str:
         """Format a day for this user, in their time zone."""
         return formatting.day(moment, self.locale, self.zone)
+
+    def moment(self, moment: datetime) -> str:
+        """Format a day and time for this user, in their time zone: `Thu, Dec 24, 2026 at
+        09:00`."""
+        return self.t("{day} at {time}", day=formatting.weekday(moment, self.locale, self.zone),
+                      time=formatting.clock(moment, self.locale, self.zone))
+
+    def number(self, value: int) -> str:
+        """Format a count for this user: `1,000`."""
+        return formatting.number(value, self.locale)
 
     def interval(self, interval: str, count: int = 1) -> str:
         """Name a billing interval ("per month", "every 3 months")."""

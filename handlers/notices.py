@@ -199,19 +199,29 @@ def _broadcast(ctx: Ctx, params: Params) -> Reply:
     return Reply(plain_text(source), buttons=rows(button), private=True, html=source)
 
 
-def _broadcast_report(ctx: Ctx, params: Params) -> Reply:
+def _broadcast_progress(ctx: Ctx, params: Params) -> Reply:
+    """The admin's progress message of a broadcast: edited while it runs, then its report."""
     counts = {name: int(params.get(name) or 0)
               for name in ("recipients", "delivered", "blocked", "failed", "skipped")}
-    title = (ctx.t("Broadcast {id}: canceled", id=params.get("broadcast"))
-             if params.get("status") == "canceled"
-             else ctx.t("Broadcast {id}: report", id=params.get("broadcast")))
+    number, status, ident = ctx.number, params.get("status"), params.get("broadcast")
+    settled = counts["delivered"] + counts["blocked"] + counts["failed"] + counts["skipped"]
+    sends_at = _when(params.get("send_at"))
+    titles = {"scheduled": ctx.t("Broadcast {id}: scheduled for {date}", id=ident,
+                                 date=ctx.moment(sends_at) if sends_at else ""),
+              "sending": ctx.t("Broadcast {id}: sending", id=ident),
+              "canceled": ctx.t("Broadcast {id}: canceled", id=ident)}
     text = "\n".join([
-        ctx.t("{done} of {total} settled.", done=counts["delivered"] + counts["blocked"]
-              + counts["failed"] + counts["skipped"], total=counts["recipients"]),
+        ctx.t("{done} of {total} settled.", done=number(settled),
+              total=number(counts["recipients"])),
         ctx.t("Delivered {delivered} · blocked {blocked} · failed {failed} · skipped "
-              "{skipped}", delivered=counts["delivered"], blocked=counts["blocked"],
-              failed=counts["failed"], skipped=counts["skipped"])])
-    return Reply(text, title=title, private=True)
+              "{skipped}", delivered=number(counts["delivered"]),
+              blocked=number(counts["blocked"]), failed=number(counts["failed"]),
+              skipped=number(counts["skipped"]))])
+    buttons = () if status in ("done", "canceled") else rows(
+        Button(ctx.t("Refresh"), action=f"bc:p:{ident}"),
+        Button(ctx.t("Cancel broadcast"), action=f"bc:x:{ident}"), per_row=2)
+    return Reply(text, title=titles.get(str(status), ctx.t("Broadcast {id}: report", id=ident)),
+                 buttons=buttons, private=True)
 
 
 RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
@@ -229,7 +239,8 @@ RENDERERS: dict[str, Callable[[Ctx, Params], Reply]] = {
     "paused": _paused,
     "resumed": _resumed,
     "broadcast": _broadcast,
-    "broadcast_report": _broadcast_report,
+    "broadcast_progress": _broadcast_progress,
+    "broadcast_report": _broadcast_progress,  # the report of a broadcast with no message to edit
 }
 
 

@@ -13,6 +13,7 @@ outbox notice per recipient).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -230,28 +231,18 @@ async def send(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
             session, text=data["text"], kind=data["kind"], segment=_segment(ctx, data["segment"]),
             button_url=data.get("url"), button_plan=data.get("plan"), send_at=at,
             created_by=f"{ctx.actor.channel}:{ctx.actor.user_id}")
-        # The report comes by itself once every copy is settled (bot.scheduler).
+        # The pressed preview becomes the progress message, edited every few seconds while
+        # the broadcast runs and last into its report (bot.progress); a chat app that names
+        # no pressed message gets the report as a message of its own.
         await broadcasts.watch(session, made.id, channel=ctx.actor.channel,
-                               chat_id=ctx.actor.chat_id, message_id="")
+                               chat_id=ctx.actor.chat_id, message_id=ctx.actor.message_id or "")
         found = await broadcasts.progress(session, made.id)
     assert found is not None  # noqa: S101 - created in this very transaction
-    return [_progress(ctx, found)]
+    return [_progress(ctx, found, edit=True)]
 
 
 def _progress(ctx: Ctx, p: Progress, *, edit: bool = False) -> Reply:
-    lines = [ctx.t("{done} of {total} settled.", done=p.settled, total=p.recipients),
-             ctx.t("Delivered {delivered} · blocked {blocked} · failed {failed} · skipped "
-                   "{skipped}", delivered=p.delivered, blocked=p.blocked, failed=p.failed,
-                   skipped=p.skipped)]
-    titles = {"scheduled": ctx.t("Broadcast {id}: scheduled for {date}", id=p.id,
-                                 date=ctx.day(p.send_at)),
-              "sending": ctx.t("Broadcast {id}: sending", id=p.id),
-              "done": ctx.t("Broadcast {id}: report", id=p.id),
-              "canceled": ctx.t("Broadcast {id}: canceled", id=p.id)}
-    buttons = () if p.status in ("done", "canceled") else rows(
-        Button(ctx.t("Refresh"), action=f"bc:p:{p.id}"),
-        Button(ctx.t("Cancel broadcast"), action=f"bc:x:{p.id}"), per_row=2)
-    return Reply("\n".join(lines), title=titles[p.status], buttons=buttons, edit=edit)
+    return replace(render_notice(ctx, "broadcast_progress", p.params()), edit=edit)
 
 
 @router.button(r"bc:p:(\d{1,12})", admin=True)
@@ -272,8 +263,9 @@ async def cancel(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
     broadcast_id = int(match.group(1))
     async with ctx.billing.db.session() as session:
         await broadcasts.cancel(session, broadcast_id)
-        await broadcasts.reported(session, broadcast_id)  # this edit is the report
         found = await broadcasts.progress(session, broadcast_id)
+        if found is not None and found.finished:  # else copies still in the air: the progress
+            await broadcasts.reported(session, broadcast_id)  # job's last edit reports them
     if found is None:
         return _expired(ctx)
     return [_progress(ctx, found, edit=True)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing.models import Notice
+from billing.models import ChatLink, Notice
 from billing.prefs import save_prefs
 from tests.fakes.telegram_objects import BotMessage, FakeUser
 from tests.world import World, make_world
@@ -22,11 +22,38 @@ ADMIN = 4242
 
 
 @pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    """A running Portier with one business admin, sending 100 messages a second."""
+async def world(database_url: str, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    """A running Portier with one business admin, sending 100 messages a second; its
+    progress messages are edited only when a test asks (the scheduler's round is a minute)."""
+    monkeypatch.setenv("PORTIER_PROGRESS_EVERY", "60")
     async with make_world(database_url, tmp_path, send_rate=100,
                           admin_ids=frozenset({ADMIN})) as w:
         yield w
+
+
+@pytest.fixture
+async def paced_world(database_url: str, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    """A Portier sending 25 messages a second whose scheduler edits progress messages every
+    0.2 s (Telegram's few seconds, shortened for the test)."""
+    monkeypatch.setenv("PORTIER_PROGRESS_EVERY", str(EVERY))
+    async with make_world(database_url, tmp_path, send_rate=25,
+                          admin_ids=frozenset({ADMIN})) as w:
+        yield w
+
+
+EVERY = 0.2
+
+
+async def _recipients(world: World, count: int) -> list[FakeUser]:
+    """Link `count` chats straight in the database (a service message to all needs no
+    subscription), each a user the fake Telegram knows."""
+    users = [world.telegram.user(70_000 + i, first_name=f"R{i}") for i in range(count)]
+    async with world.service.runtime.billing.db.session() as s:
+        s.add_all(ChatLink(channel="telegram", user_id=str(u.id), chat_id=str(u.id),
+                           customer_id=f"cus_progress_{u.id}") for u in users)
+    return users
 
 
 def _admin(world: World) -> FakeUser:
@@ -199,22 +226,141 @@ async def test_the_command_line_counts_and_sends(world: World, tmp_path: Path) -
     assert "2 delivered" in status and "done" in status
 
 
-async def test_the_admin_gets_the_report_once_all_are_settled(world: World) -> None:
-    """Once every copy is settled, the admin who sent the broadcast gets its report, once."""
+async def test_the_last_edit_of_the_progress_message_is_the_report(world: World) -> None:
+    """The pressed preview becomes the progress message; once every copy is settled its last
+    edit is the report, once, and no other message is sent."""
     user, _ = await world.linked_user()
     admin = _admin(world)
     await _draft(world, admin, "News", "All customers", "service")
-    await world.press(admin, await _preview_message(world, admin), "Send now")
+    preview = await _preview_message(world, admin)
+    progress = await world.press(admin, preview, "Send now")
+    assert not isinstance(progress, str)
+    assert (progress.message_id, progress.edited) == (preview.message_id, True)
+    assert (progress.text or "").startswith("Broadcast 1: sending")
     await _flush(world)
     await world.notice(user, "News")
     scheduler = world.service.scheduler
     assert scheduler is not None
     await scheduler.report_broadcasts()
-    await scheduler.report_broadcasts()  # nothing more: the report is under one key
+    await scheduler.report_broadcasts()  # nothing more: reported
     await _flush(world)
-    report = await world.notice(admin, "Broadcast 1: report")
+    report = await world.telegram.next_message(admin)
+    assert (report.message_id, report.edited) == (preview.message_id, True)
+    assert (report.text or "").startswith("Broadcast 1: report")
     assert "Delivered 1 · blocked 0 · failed 0 · skipped 0" in (report.text or "")
+    assert report.buttons() == []
     await world.telegram.assert_no_message(admin)
+
+
+async def test_a_deleted_progress_message_is_sent_again(world: World) -> None:
+    """When the admin deleted the progress message, the next change comes as a new message,
+    which is edited from then on; an edit Telegram finds unchanged (after a restart) is
+    dropped quietly."""
+    users = await _recipients(world, 2)
+    admin = _admin(world)
+    editor = world.service.progress
+    outbox = world.service.outbox
+    assert editor is not None and outbox is not None
+    editor.every = 0.0
+    await outbox.stop()  # nothing goes out until the test says so
+    await _draft(world, admin, "Hello", "All customers", "service")
+    progress = await world.press(admin, await _preview_message(world, admin), "Send now")
+    assert not isinstance(progress, str)
+    assert await editor.tick() == 0  # nothing changed: not even one edit
+    world.telegram.state.delete(admin.id, progress.message_id)
+    async with world.service.runtime.billing.db.session() as s:
+        first = await s.scalar(select(Notice).where(Notice.user_id == str(users[0].id)))
+        assert first is not None
+        first.status = "sent"
+    await editor.tick()
+    again = await world.telegram.next_message(admin)
+    assert not again.edited and again.message_id != progress.message_id
+    assert "1 of 2 settled" in (again.text or "")
+    editor._shown.clear()  # as after a restart: what the message shows is not known
+    await editor.tick()
+    assert world.telegram.call_log[-1].description is not None
+    assert "message is not modified" in world.telegram.call_log[-1].description
+    await outbox.start()
+    await _flush(world)
+    await editor.tick()
+    report = await world.telegram.next_message(admin)
+    assert (report.message_id, report.edited) == (again.message_id, True)
+    assert "Delivered 2 · blocked 0" in (report.text or "")
+    await world.telegram.assert_no_message(admin, within=0.1)
+
+
+def _edits(world: World, admin: FakeUser, message_id: int) -> list[BotMessage]:
+    return [m for m in world.telegram.history(admin)
+            if m.message_id == message_id and m.method == "editMessageText"]
+
+
+async def _until(world: World, admin: FakeUser, message_id: int, start: str,
+                 timeout: float = 10.0) -> BotMessage:
+    """Wait until the message's text starts with `start`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        current = world.telegram.state.current(admin.id, message_id)
+        if current is not None and (current.text or "").startswith(start):
+            return current
+        assert asyncio.get_running_loop().time() < deadline, current
+        await asyncio.sleep(EVERY / 4)
+
+
+def _settled(message: BotMessage) -> int:
+    return int((message.text or "").splitlines()[1].split(" of ")[0].replace(",", ""))
+
+
+async def test_the_progress_is_edited_while_it_runs_and_cancel_stops_it(
+        paced_world: World) -> None:
+    """While a broadcast runs its progress message is edited every few seconds (here 0.2 s),
+    never twice in a shorter time and never with an unchanged text, and ends in the report
+    with a blocked chat counted; a second broadcast canceled mid-way ends as canceled, the
+    copies not yet sent skipped."""
+    world = paced_world
+    users = await _recipients(world, 30)
+    world.telegram.fail_next("sendMessage", 403, chat_id=users[5])
+    admin = _admin(world)
+    await _draft(world, admin, "First", "All customers", "service")
+    preview = await _preview_message(world, admin)
+    await world.press(admin, preview, "Send now")
+    report = await _until(world, admin, preview.message_id, "Broadcast 1: report")
+    assert "30 of 30 settled" in (report.text or "")
+    assert "Delivered 29 · blocked 1 · failed 0 · skipped 0" in (report.text or "")
+    assert report.buttons() == []
+    edits = _edits(world, admin, preview.message_id)[1:]  # after the preview's own edit
+    running = [m for m in edits if 0 < _settled(m) < 30]
+    assert len(running) >= 2, [m.text for m in edits]  # seen moving, not only at the end
+    assert [_settled(m) for m in edits] == sorted(_settled(m) for m in edits)
+    assert all(a.text != b.text for a, b in zip(edits, edits[1:], strict=False))
+    assert all(b.at - a.at >= EVERY * 0.75 for a, b in zip(edits, edits[1:], strict=False))
+    refused = [c for c in world.telegram.call_log if c.method == "editMessageText"
+               and c.status != 200]
+    assert refused == []  # no edit that Telegram finds unchanged
+    # The second one is canceled while it runs.
+    while world.telegram.state.pop_event(admin.id) is not None:
+        pass  # the first one's edits, seen above
+    await _draft(world, admin, "Second", "All customers", "service")
+    preview = await _preview_message(world, admin)
+    await world.press(admin, preview, "Send now")
+    moving = await _until(world, admin, preview.message_id, "Broadcast 2: sending")
+    while _settled(moving) < 3:
+        await asyncio.sleep(EVERY / 4)
+        moving = await _until(world, admin, preview.message_id, "Broadcast 2: sending")
+    await world.telegram.press(admin, moving, "Cancel broadcast")
+    canceled = await _until(world, admin, preview.message_id, "Broadcast 2: canceled")
+    assert canceled.buttons() == []
+    await asyncio.sleep(EVERY * 3)  # the progress job's last rounds: counts settle
+    final = world.telegram.state.current(admin.id, preview.message_id)
+    assert final is not None and (final.text or "").startswith("Broadcast 2: canceled")
+    got = sum(1 for u in users if any(m.text == "Second" for m in world.telegram.history(u)))
+    line = (final.text or "").splitlines()[2]  # the chat blocked before: blocked or skipped
+    delivered, blocked, failed, skipped = (int(part.split()[-1]) for part in line.split(" · "))
+    assert (delivered, failed, delivered + blocked + skipped) == (got, 0, 30), line
+    assert 3 <= got < 29
+    async with world.service.runtime.billing.db.read() as s:
+        statuses = set(await s.scalars(select(Notice.status).where(
+            Notice.dedupe_key.startswith("broadcast:2@"))))
+    assert statuses <= {"sent", "unreachable", "canceled"}  # none left pending or in the air
 
 
 async def test_a_plan_segment_and_its_button(world: World) -> None:
