@@ -8,7 +8,8 @@ answered here from a small directory instead of Slack's Web API. Replies are sho
 Block Kit bot.slack_render makes of them, turned into text; a reply that asks for an answer
 opens a modal (a slash command or a button press always has a trigger here), shown as a
 prompt. The workspace is also the demo's "slack" channel: the outbox's DMs to its people
-land in the console, for whichever of them they are meant.
+land in the console, for whichever of them they are meant; and, as bot.slack's roster
+does from `users.list`, it names the team's billing admins for the team's notices.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from billing.team_notices import TeamAdmin
 from bot.channels import Pacing
 from bot.console import Console, Persona
 from bot.outbox import Unreachable
@@ -50,7 +52,7 @@ class Person:
         return {"id": self.user_id, "team_id": TEAM_ID, "name": self.real_name.split()[0].lower(),
                 "real_name": self.real_name, "is_admin": self.admin, "is_owner": False,
                 "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
-                "is_bot": False, "deleted": False, "locale": locale}
+                "is_bot": False, "deleted": False, "locale": locale, "tz": "UTC"}
 
 
 PEOPLE = (Person("slack-admin", "U0ADMIN", "Ada Admin", admin=True),
@@ -185,6 +187,7 @@ class DemoWorkspace:
     def __init__(self, console: Console, *, language: str | None = None) -> None:
         self.console = console
         locale = pick_locale(language, default=console.portal.default_locale)
+        self.locale = locale
         self.users = {person.user_id: person.user(locale) for person in PEOPLE}
         self.people: dict[str, SlackPersona] = {}
         for person in PEOPLE:
@@ -203,9 +206,18 @@ class DemoWorkspace:
         """Serve nothing: the workspace is played at the terminal."""
         return []
 
+    async def admins(self, team_id: str) -> list[TeamAdmin]:
+        """Return the team's billing admins for its notices (bot.slack asks `users.list`)."""
+        if team_id != TEAM_ID:
+            return []
+        return [TeamAdmin(member_id=person.user_id, locale=self.locale, zone="UTC")
+                for person in PEOPLE if person.admin]
+
     async def start(self) -> None:
-        """Register Slack as handlers see it, with the directory as `users.info`."""
+        """Register Slack as handlers see it, with the directory as `users.info`, and who
+        the team's notices go to."""
         self.console.portal.register(SlackApp(self._user))
+        self.console.portal.billing.rosters[CHANNEL] = self.admins
 
     async def stop(self) -> None:
         """Nothing to release."""

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from billing.team_notices import TeamAdmin
 from bot.console import Console
 from bot.console_slack import TEAM_ID, DemoWorkspace, block_text, modal_text
 from bot.outbox import Unreachable
@@ -23,7 +24,7 @@ class NoPortal:
     """Just what the console and the workspace ask of a portal before any update."""
 
     default_locale = "en"
-    billing = SimpleNamespace(public_url="http://127.0.0.1:9")
+    billing = SimpleNamespace(public_url="http://127.0.0.1:9", rosters={})
 
     def __init__(self) -> None:
         self.apps: dict[str, Any] = {}
@@ -78,7 +79,7 @@ def test_a_modal_is_a_prompt() -> None:
 async def test_roles_come_from_the_directory_through_slacks_app(
         team: tuple[Console, DemoWorkspace, NoPortal]) -> None:
     """Slack's own ChatApp decides roles from the directory's users.info: Ada is an admin,
-    Max a member, anyone else (or another workspace) nobody."""
+    Max a member, anyone else (or another workspace) nobody; the roster names Ada."""
     console, _, portal = team
     app = portal.apps["slack"]
     assert isinstance(app, SlackApp)
@@ -89,6 +90,9 @@ async def test_roles_come_from_the_directory_through_slacks_app(
     assert await app.team_role(member.actor) == MEMBER
     stranger = Actor("slack", "T0OTHER:U0ADMIN", "T0OTHER:U0ADMIN", True)
     assert await app.team_role(stranger) == NOBODY
+    roster = portal.billing.rosters["slack"]  # who the team's notices go to
+    assert await roster(TEAM_ID) == [TeamAdmin("U0ADMIN", "en", "UTC")]
+    assert await roster("T0OTHER") == []
 
 
 async def test_messages_wait_for_the_persona_they_are_for(
