@@ -2,7 +2,9 @@
 
     /broadcast → the text (Telegram HTML, checked) → a button: none, a link, or a plan
     → the segment: all, a status, a plan or a language → the kind: offer or service
-    → the preview with the recipient count: test send · send now · in an hour · discard
+    → the preview with the recipient count: test send · send now · in an hour · at a time
+      (typed in the admin's time zone → "It goes … on Thu, Dec 24, 2026 at 09:00": schedule)
+      · discard
     → the progress message (Refresh edits it; the report when all are settled) · Cancel
 
 Only admins reach it (routes registered `admin=True`; the free-text answers check it too).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing import broadcasts
@@ -26,6 +28,7 @@ from handlers.i18n import LANGUAGES
 from handlers.notices import render_notice
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
+from handlers.when import WhenError, parse_when
 
 KIND = "broadcast"
 _KEY = r"([a-z0-9_-]{1,24})"
@@ -93,6 +96,8 @@ async def take_answer(ctx: Ctx, text: str, data: dict[str, Any]) -> list[Reply]:
                                 problem=str(error)), expect_text=True)]
         await _save(ctx, data)
         return [_ask_segment(ctx)]
+    if step == "when":
+        return await _take_time(ctx, text, data)
     await _save(ctx, data)
     return [Reply(ctx.t("Please answer with the buttons."))]
 
@@ -193,6 +198,53 @@ async def _preview(ctx: Ctx, data: dict[str, Any]) -> list[Reply]:
                   buttons=rows(Button(ctx.t("Test send to me"), action="bc:test"),
                                Button(ctx.t("Send now"), action="bc:go:now"),
                                Button(ctx.t("Send in an hour"), action="bc:go:hour"),
+                               Button(ctx.t("Send at a time…"), action="bc:at"),
+                               Button(ctx.t("Discard"), action="bc:drop"), per_row=2))]
+
+
+_READY = ("preview", "when", "confirm")  # steps from which the draft can be sent
+
+
+def _ask_time(ctx: Ctx, problem: str | None = None) -> Reply:
+    text = ctx.t("When should it go? Send a date and time in your time zone ({zone}), such "
+                 "as 2026-12-24 09:00, tomorrow 09:00 or 09:00 (the next 09:00). /settings "
+                 "changes the time zone.", zone=ctx.zone)
+    return Reply(f"{problem}\n{text}" if problem else text, expect_text=True)
+
+
+@router.button("bc:at", admin=True)
+async def ask_time(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+    """Ask when the broadcast should go."""
+    data = await _draft(ctx)
+    if data is None or data.get("step") not in _READY:
+        return _expired(ctx)
+    data["step"] = "when"
+    await _save(ctx, data)
+    return [_ask_time(ctx)]
+
+
+def _time_problem(ctx: Ctx, reason: str) -> str:
+    return {"past": ctx.t("That time has passed."),
+            "far": ctx.t("That is more than a year ahead."),
+            "missing": ctx.t("That time does not exist in {zone}: the clocks skip it.",
+                             zone=ctx.zone)}.get(
+        reason, ctx.t("I could not read that time."))
+
+
+async def _take_time(ctx: Ctx, text: str, data: dict[str, Any]) -> list[Reply]:
+    try:
+        at = parse_when(text, zone=ctx.zone, now=utcnow())
+    except WhenError as error:
+        await _save(ctx, data)
+        return [_ask_time(ctx, _time_problem(ctx, error.reason))]
+    data.update(step="confirm", at=at.isoformat())
+    await _save(ctx, data)
+    count = await _count(ctx, data)
+    return [Reply(ctx.t("It goes to {count} recipient(s) on {moment} ({zone}).",
+                        count=count, moment=ctx.moment(at), zone=ctx.zone),
+                  title=ctx.t("Schedule the broadcast?"),
+                  buttons=rows(Button(ctx.t("Schedule"), action="bc:go:at"),
+                               Button(ctx.t("Another time"), action="bc:at"),
                                Button(ctx.t("Discard"), action="bc:drop"), per_row=2))]
 
 
@@ -219,13 +271,20 @@ async def discard(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
     return [Reply(ctx.t("The draft is discarded. Nothing was sent."))]
 
 
-@router.button(r"bc:go:(now|hour)", admin=True)
+@router.button(r"bc:go:(now|hour|at)", admin=True)
 async def send(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
-    """Queue the broadcast: one notice per recipient."""
+    """Queue the broadcast: one notice per recipient, now, in an hour or at the time taken."""
     data = await _draft(ctx)
-    if data is None or data.get("step") != "preview":
+    when = match.group(1)
+    if data is None or data.get("step") not in _READY or (when == "at" and "at" not in data):
         return _expired(ctx)
-    at = utcnow() + timedelta(hours=1) if match.group(1) == "hour" else None
+    at = utcnow() + timedelta(hours=1) if when == "hour" else None
+    if when == "at":
+        at = datetime.fromisoformat(str(data["at"]))
+        if at <= utcnow():  # it passed while the confirmation waited
+            data["step"] = "when"
+            await _save(ctx, data)
+            return [_ask_time(ctx, _time_problem(ctx, "past"))]
     async with ctx.billing.db.session() as session:
         made = await broadcasts.create(
             session, text=data["text"], kind=data["kind"], segment=_segment(ctx, data["segment"]),

@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from billing.broadcasts import Broadcast
 from billing.models import ChatLink, Notice
 from billing.prefs import save_prefs
 from tests.fakes.telegram_objects import BotMessage, FakeUser
@@ -196,6 +198,43 @@ async def test_cancel_drops_what_is_not_sent_yet(world: World) -> None:
     await _flush(world)
     for user in users:
         assert not any("later" == (m.text or "") for m in world.telegram.messages(user))
+
+
+async def test_scheduling_at_a_time_in_the_admins_zone(world: World) -> None:
+    """A typed time is read in the admin's zone from /settings and confirmed in it; a past
+    or unreadable one gets a clear error; the broadcast waits until then (stored in UTC)."""
+    users = await _recipients(world, 2)
+    admin = _admin(world)
+    async with world.service.runtime.billing.db.session() as s:
+        await save_prefs(s, channel="telegram", user_id=str(admin.id),
+                         timezone="Europe/Berlin")
+    await _draft(world, admin, "Merry <b>Christmas</b>", "All customers", "service")
+    asked = await world.press(admin, await _preview_message(world, admin), "Send at a time…")
+    assert not isinstance(asked, str) and "Europe/Berlin" in (asked.text or "")
+    reply = await world.say(admin, "2020-12-24 09:00")
+    assert "That time has passed." in (reply.text or "")
+    reply = await world.say(admin, "Christmas morning")
+    assert "I could not read that time." in (reply.text or "")
+    year = datetime.now(UTC).year + (datetime.now(UTC) >= datetime(datetime.now(UTC).year, 12,
+                                                                   24, 8, tzinfo=UTC))
+    confirm = await world.say(admin, f"{year}-12-24 09:00")
+    text = confirm.text or ""
+    assert "It goes to 2 recipient(s) on " in text, text
+    assert f"Dec 24, {year} at 09:00 (Europe/Berlin)." in text, text
+    scheduled = await world.press(admin, confirm, "Schedule")
+    assert not isinstance(scheduled, str)
+    assert scheduled.message_id == confirm.message_id
+    assert (scheduled.text or "").startswith("Broadcast 1: scheduled for ")
+    assert f"Dec 24, {year} at 09:00" in (scheduled.text or "")
+    async with world.service.runtime.billing.db.read() as s:
+        row = await s.get(Broadcast, 1)
+        assert row is not None
+        assert row.send_at == datetime(year, 12, 24, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+    await _flush(world)
+    for user in users:
+        assert world.telegram.messages(user) == []
+    canceled = await world.press(admin, scheduled, "Cancel broadcast")
+    assert not isinstance(canceled, str) and "skipped 2" in (canceled.text or "")
 
 
 async def test_the_command_line_counts_and_sends(world: World, tmp_path: Path) -> None:
