@@ -200,8 +200,11 @@ def _editable(state: TelegramState, params: dict[str, Any]) -> tuple[dict[str, A
     if "inline_message_id" in params:
         raise bad_request("inline messages are not supported by the fake")
     chat = state.chat(params.get("chat_id", ""))
-    current = state.current(chat["id"], int(params.get("message_id") or 0))
+    message_id = int(params.get("message_id") or 0)
+    current = state.current(chat["id"], message_id)
     if current is None:
+        if state.is_user_message(chat["id"], message_id):  # a bot edits only its own
+            raise bad_request("message can't be edited")
         raise bad_request("message to edit not found")
     return chat, current
 

@@ -165,6 +165,11 @@ class TelegramState:
         with self.lock:
             return self._current.get((chat_id, message_id))
 
+    def is_user_message(self, chat_id: int, message_id: int) -> bool:
+        """Tell whether a message was sent by a user (and not deleted)."""
+        with self.lock:
+            return (chat_id, message_id) in self._user_messages
+
     def delete(self, chat_id: int, message_id: int) -> bool:
         """Delete a bot or user message; tell whether it existed."""
         with self.lock:

@@ -253,6 +253,11 @@ async def test_answers_errors_like_telegram(fake: FakeTelegram) -> None:
         sent = await bot.send_message(user.id, "same")
         with pytest.raises(BadRequest, match="not modified"):
             await bot.edit_message_text("same", chat_id=user.id, message_id=sent.message_id)
+        with pytest.raises(BadRequest, match="Message to edit not found"):
+            await bot.edit_message_text("x", chat_id=user.id, message_id=sent.message_id + 9)
+        await fake.send(user, "mine")  # a user's message (queued, never polled here)
+        with pytest.raises(BadRequest, match="Message can't be edited"):
+            await bot.edit_message_text("x", chat_id=user.id, message_id=sent.message_id + 1)
         with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
             too_long = InlineKeyboardButton("x", callback_data="x" * 65)
             await bot.send_message(user.id, "hi", reply_markup=InlineKeyboardMarkup([[too_long]]))
