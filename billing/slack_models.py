@@ -1,5 +1,6 @@
 """Tables of the team (Slack) side: delivered event ids, seats assigned to members, seat
-requests, and the Slack installations (OAuth)."""
+requests, billing admins and channel, copies of a message sent to many chats, and the Slack
+installations (OAuth)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,42 @@ class SeatRequest(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+
+
+class TeamSettings(Base):
+    """A team's billing settings: the channel that gets the billing audit lines."""
+
+    __tablename__ = "team_settings"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    billing_channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BillingAdmin(Base):
+    """A member an admin made a billing admin (a team admin besides the workspace's own)."""
+
+    __tablename__ = "billing_admins"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MessageCopy(Base):
+    """One copy of a message sent to several chats under one name (a seat request to each
+    billing admin), so that a later reply can replace every copy."""
+
+    __tablename__ = "message_copies"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(128), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 # slack_sdk's installation and OAuth-state stores (AsyncSQLAlchemyInstallationStore,
 # AsyncSQLAlchemyOAuthStateStore) use these tables; they are defined here, column for column

@@ -1,4 +1,5 @@
-"""A team's side of Portier's database: event ids seen, seats assigned, seat requests.
+"""A team's side of Portier's database: event ids seen, seats assigned, seat requests, billing
+admins and the billing channel, and the copies of a message sent to several chats.
 
 The Stripe side of a team (its per-seat subscription) lives in `billing.seats`; a team is
 linked to its Stripe customer as a `ChatLink` whose user is the team itself (`team_key`).
@@ -13,7 +14,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import utcnow
-from billing.slack_models import ChatEvent, SeatRequest, TeamSeat
+from billing.slack_models import (
+    BillingAdmin,
+    ChatEvent,
+    MessageCopy,
+    SeatRequest,
+    TeamSeat,
+    TeamSettings,
+)
 
 
 def _insert(session: AsyncSession, model: Any) -> Any:
@@ -101,3 +109,71 @@ async def drop_request(session: AsyncSession, *, channel: str, team_id: str,
         SeatRequest.channel == channel, SeatRequest.team_id == team_id,
         SeatRequest.user_id == user_id))
     return bool(getattr(result, "rowcount", 0))
+
+
+async def billing_admins(session: AsyncSession, *, channel: str, team_id: str) -> list[str]:
+    """Return the members made billing admins of the team, in the order they were added."""
+    return list(await session.scalars(
+        select(BillingAdmin.user_id).where(BillingAdmin.channel == channel,
+                                           BillingAdmin.team_id == team_id)
+        .order_by(BillingAdmin.added_at, BillingAdmin.user_id)))
+
+
+async def is_billing_admin(session: AsyncSession, *, channel: str, team_id: str,
+                           user_id: str) -> bool:
+    """Tell whether an admin made the member a billing admin of the team."""
+    return await session.get(BillingAdmin, (channel, team_id, user_id)) is not None
+
+
+async def add_billing_admin(session: AsyncSession, *, channel: str, team_id: str,
+                            user_id: str, added_by: str) -> bool:
+    """Make a member a billing admin; return False when they already were one."""
+    result = await session.execute(_insert(session, BillingAdmin).values(
+        channel=channel, team_id=team_id, user_id=user_id, added_by=added_by,
+        added_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["channel", "team_id", "user_id"]))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def remove_billing_admin(session: AsyncSession, *, channel: str, team_id: str,
+                               user_id: str) -> bool:
+    """Stop a member being a billing admin; return False when they were none."""
+    result = await session.execute(delete(BillingAdmin).where(
+        BillingAdmin.channel == channel, BillingAdmin.team_id == team_id,
+        BillingAdmin.user_id == user_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def billing_channel(session: AsyncSession, *, channel: str, team_id: str) -> str | None:
+    """Return the team's billing channel (where audit lines go), if one is set."""
+    found = await session.get(TeamSettings, (channel, team_id))
+    return found.billing_channel if found is not None else None
+
+
+async def set_billing_channel(session: AsyncSession, *, channel: str, team_id: str,
+                              conversation: str | None) -> None:
+    """Set (or, with None, clear) the team's billing channel."""
+    now = utcnow()
+    await session.execute(_insert(session, TeamSettings).values(
+        channel=channel, team_id=team_id, billing_channel=conversation, updated_at=now,
+    ).on_conflict_do_update(index_elements=["channel", "team_id"],
+                            set_={"billing_channel": conversation, "updated_at": now}))
+
+
+async def remember_copy(session: AsyncSession, *, channel: str, ref: str, chat_id: str,
+                        message_id: str) -> None:
+    """Record where one copy of the message named `ref` was sent."""
+    await session.execute(_insert(session, MessageCopy).values(
+        channel=channel, ref=ref[:128], chat_id=chat_id[:64], message_id=message_id[:64],
+        sent_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["channel", "ref", "chat_id", "message_id"]))
+
+
+async def take_copies(session: AsyncSession, *, channel: str,
+                      ref: str) -> list[tuple[str, str]]:
+    """Return (chat, message id) of every copy of the message named `ref`, forgetting them:
+    they are replaced once."""
+    rows = (await session.execute(
+        delete(MessageCopy).where(MessageCopy.channel == channel, MessageCopy.ref == ref[:128])
+        .returning(MessageCopy.chat_id, MessageCopy.message_id))).all()
+    return [(str(chat), str(message)) for chat, message in rows]
