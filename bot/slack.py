@@ -34,106 +34,38 @@ from starlette.routing import BaseRoute, Route
 
 from billing import teams
 from bot.channels import Pacing
-from bot.outbox import Issue, Rejected, RetryLater, Unreachable
+from bot.outbox import Issue, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
 from bot.slack_admins import SlackRoster
+from bot.slack_app import CHANNEL, SlackApp, clean_id, role_of
+from bot.slack_errors import error_code, outcome
 from bot.slack_oauth import EncryptedInstallationStore
-from bot.slack_render import ACTION, ANSWER, ASK, answer_modal, ask_button, blocks, fallback
+from bot.slack_render import (
+    ACTION,
+    ANSWER,
+    ASK,
+    PICK,
+    answer_modal,
+    ask_button,
+    blocks,
+    fallback,
+    pick_block,
+)
 from handlers.context import Actor
-from handlers.flows.team import ADMIN, MEMBER, NOBODY
+from handlers.flows.team_access import ADMIN
 from handlers.i18n import N_, pick_locale, translate
 from handlers.portal import Portal
 from handlers.replies import Reply
 
 log = logging.getLogger(__name__)
-CHANNEL = "slack"
-_ID = re.compile(r"^[A-Z0-9]{1,32}$")  # team, user and channel ids: T…, U…/W…, C…/D…/G…
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Slack's errors that say the chat is gone for us, and those that say this message never goes
-# (docs.slack.dev/reference/methods/chat.postMessage, "Errors").
-UNREACHABLE = {"channel_not_found", "not_in_channel", "is_archived", "account_inactive",
-               "token_revoked", "invalid_auth", "user_not_found", "cannot_dm_bot",
-               "messages_tab_disabled", "user_disabled"}
-REJECTED = {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments",
-            "too_many_attachments", "invalid_blocks_format"}
+__all__ = ["CHANNEL", "SlackApp", "SlackChannel", "role_of"]
 # users.info of the update being handled: each Bolt listener runs in a task of its own.
 _THIS_UPDATE: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar(
     "slack_user", default=None)
 _THIS_CLIENT: ContextVar[AsyncWebClient | None] = ContextVar("slack_client", default=None)
-SCOPES = ("commands", "chat:write", "users:read", "im:write")
-
-
-class SlackApp:
-    """Slack as handlers see it: a team chat app with no links of its own."""
-
-    name = CHANNEL
-    label = "Slack"
-
-    def __init__(self, users: Callable[[str, str], Any],
-                 installer: Callable[[str], Any] | None = None) -> None:
-        self._users = users  # (team, user) -> awaitable users.info user object
-        self._installer = installer  # team -> awaitable id of who installed the app
-
-    def private_chat_url(self) -> str | None:
-        """Return no URL: the app's messages tab is found in Slack itself."""
-        return None
-
-    def link_url(self, token: str) -> str | None:
-        """Return no URL: a workspace admin types `/billing connect <token>`."""
-        return None
-
-    def token_in(self, text: str) -> str | None:
-        """Return the token of `connect <token>` or of a bare pasted token."""
-        words = text.strip().split()
-        token = words[-1] if words else ""
-        return token if _TOKEN.fullmatch(token) else None
-
-    async def language_chosen(self, actor: Actor, locale: str) -> None:
-        """Do nothing more: replies follow the chosen language."""
-        return None
-
-    def team_of(self, actor: Actor) -> tuple[str, str]:
-        """Return the team and member ids of a Slack actor ("T…:U…")."""
-        team, _, member = actor.user_id.partition(":")
-        return team, member
-
-    async def team_role(self, actor: Actor) -> str:
-        """Ask Slack now who the actor is: an admin or owner, a member, or neither."""
-        team, member = self.team_of(actor)
-        try:
-            user = await self._users(team, member)
-        except SlackApiError as error:
-            log.info("users.info failed: %s", error.response.get("error"))
-            return NOBODY
-        role = role_of(user)
-        if role == MEMBER and self._installer is not None:  # the installer is an admin too
-            if member == await self._installer(team):
-                return ADMIN
-        return role
-
-    async def team_zone(self, actor: Actor) -> str | None:
-        """Return the actor's time zone as Slack has it (users.info `tz`)."""
-        team, member = self.team_of(actor)
-        try:
-            zone = (await self._users(team, member)).get("tz")
-        except SlackApiError:
-            return None
-        return zone if isinstance(zone, str) else None
-
-
-def role_of(user: dict[str, Any]) -> str:
-    """Return a Slack user's billing role from users.info (SPEC §6b)."""
-    if (user.get("deleted") or user.get("is_bot") or user.get("is_restricted")
-            or user.get("is_ultra_restricted") or user.get("is_app_user")):
-        return NOBODY
-    if user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"):
-        return ADMIN
-    return MEMBER
-
-
-def _clean_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and _ID.match(value) else None
+# channels:read and groups:read: conversations.info of a billing channel being chosen.
+SCOPES = ("commands", "chat:write", "users:read", "im:write", "channels:read", "groups:read")
 
 
 class SlackChannel:
@@ -154,12 +86,14 @@ class SlackChannel:
                                 signing_secret=secret(settings.slack_signing_secret),
                                 process_before_response=False)
         self.handler = AsyncSlackRequestHandler(self.app)
-        self.slack_app = SlackApp(self._user, self._installer if self.store else None)
+        self.slack_app = SlackApp(self._user, self._installer if self.store else None,
+                                  admins=self._billing_admins, conversation=self._channel_info)
         self._counted: Callable[[], None] | None = None
         self.app.middleware(self._dedupe)
         self.app.command("/billing")(self.on_command)
         self.app.action(re.compile(rf"^{ACTION}:\d+$"))(self.on_action)
         self.app.action(ASK)(self.on_ask)
+        self.app.action(PICK)(self.on_pick)
         self.app.action(re.compile(r"^portier:url:\d+$"))(self.on_link)
         self.app.view(ANSWER)(self.on_answer)
         self.app.event("app_home_opened")(self.on_home)
@@ -228,7 +162,7 @@ class SlackChannel:
         self.portal.register(self.slack_app)
         self.portal.billing.rosters[CHANNEL] = SlackRoster(
             self._client_for, lambda user: role_of(user) == ADMIN,
-            self._installer if self.store else None)
+            self._installer if self.store else None, self._added_admins)
 
     async def stop(self) -> None:
         """Close the Web API client's HTTP session."""
@@ -240,16 +174,21 @@ class SlackChannel:
         """Post a reply into a DM or channel ("T…:U…" or "T…:C…"), mapping Slack's errors to
         the outbox's outcomes."""
         team, _, target = chat_id.partition(":")
-        if not _clean_id(target) or not _clean_id(team):
+        if not clean_id(target) or not clean_id(team):
             raise Unreachable("not a Slack chat id")
         client = await self._client_for(team)
         if issue is not None:
             await issue()
         try:
-            await client.chat_postMessage(channel=target, text=fallback(reply),
-                                               blocks=blocks(reply), unfurl_links=False)
+            posted = await client.chat_postMessage(channel=target, text=fallback(reply),
+                                                   blocks=blocks(reply), unfurl_links=False)
         except SlackApiError as error:
             raise outcome(error) from None
+        if reply.ref:  # a later reply replaces this copy too (chat.update by channel and ts)
+            async with self.portal.billing.db.session() as session:
+                await teams.remember_copy(session, channel=CHANNEL, ref=reply.ref,
+                                          chat_id=f"{team}:{posted.get('channel') or target}",
+                                          message_id=str(posted.get("ts") or ""))
 
     async def events(self, request: Request) -> Response:
         """Hand the request to Bolt (which answers 401 to a bad or old signature)."""
@@ -281,11 +220,26 @@ class SlackChannel:
         user = dict(answer.get("user") or {})
         if user.get("team_id") not in (None, team):
             user = {"deleted": True}  # a user of another workspace is nobody here
-        _THIS_UPDATE.set((key, user))
+        if fetched is None:  # the actor is asked first; a member they pick is not kept
+            _THIS_UPDATE.set((key, user))
         return user
 
+    async def _billing_admins(self, team: str) -> list[str]:
+        """Return the ids of the workspace's billing admins, as its notices' roster has them."""
+        return [admin.member_id for admin in await self.portal.billing.rosters[CHANNEL](team)]
+
+    async def _added_admins(self, team: str) -> list[str]:
+        """Return the members an admin made billing admins (Portier's own record)."""
+        async with self.portal.billing.db.session() as session:
+            return await teams.billing_admins(session, channel=CHANNEL, team_id=team)
+
+    async def _channel_info(self, team: str, channel: str) -> dict[str, Any]:
+        """Return conversations.info's channel (channel_not_found for another workspace's)."""
+        answer = await self._web().conversations_info(channel=channel)
+        return dict(answer.get("channel") or {})
+
     async def _actor(self, team: Any, user: Any) -> Actor | None:
-        team_id, user_id = _clean_id(team), _clean_id(user)
+        team_id, user_id = clean_id(team), clean_id(user)
         if team_id is None or user_id is None:
             return None
         try:
@@ -311,7 +265,7 @@ class SlackChannel:
         replies = await self.portal.command(actor, "billing", text)
         await self.answer(actor, replies, respond=respond,
                           trigger=command.get("trigger_id"),
-                          where=_clean_id(command.get("channel_id")))
+                          where=clean_id(command.get("channel_id")))
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                         respond: Any, client: AsyncWebClient) -> None:
@@ -325,7 +279,7 @@ class SlackChannel:
             return
         replies = await self.portal.button(actor, value)
         await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
-                          where=_clean_id((body.get("channel") or {}).get("id")))
+                          where=clean_id((body.get("channel") or {}).get("id")))
 
     async def on_ask(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                      client: AsyncWebClient) -> None:
@@ -338,7 +292,20 @@ class SlackChannel:
             return
         question = Reply(str(action.get("value") or "")[:2000], expect_text=True)
         await self._open_modal(actor, question, body.get("trigger_id"),
-                               _clean_id((body.get("channel") or {}).get("id")))
+                               clean_id((body.get("channel") or {}).get("id")))
+
+    async def on_pick(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                      respond: Any, client: AsyncWebClient) -> None:
+        """Ack the choice in a picker shown in a message, then answer the pending question."""
+        await ack()
+        _THIS_CLIENT.set(client)
+        actor = await self._actor((body.get("team") or {}).get("id"),
+                                  (body.get("user") or {}).get("id"))
+        if actor is None:
+            return
+        replies = await self.portal.text(actor, _answered(action))
+        await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
+                          where=clean_id((body.get("channel") or {}).get("id")))
 
     async def on_link(self, ack: Any) -> None:
         """Ack the press of a URL button: Slack opened the URL itself."""
@@ -354,12 +321,12 @@ class SlackChannel:
         if actor is None:
             return
         state = (((view.get("state") or {}).get("values") or {}).get("answer") or {})
-        text = (state.get("value") or {}).get("value")
+        text = _answered(state.get("value") or {})
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
             meta = {}
-        where = _clean_id(meta.get("channel")) if isinstance(meta, dict) else None
+        where = clean_id(meta.get("channel")) if isinstance(meta, dict) else None
         replies = await self.portal.text(actor, text if isinstance(text, str) else "")
         await self.answer(actor, replies, respond=None, trigger=body.get("trigger_id"),
                           where=where)
@@ -390,11 +357,32 @@ class SlackChannel:
         """Show the replies to the actor: ephemerally where they acted, in a modal where a
         reply asks for an answer."""
         for reply in replies:
+            if reply.replaces and await self._replace_copies(actor, reply, reply.replaces):
+                continue
             if reply.expect_text:
                 if await self._open_modal(actor, reply, trigger, where):
                     trigger = None  # a trigger opens one view
                     continue
             await self._show(actor, reply, respond=respond, where=where)
+
+    async def _replace_copies(self, actor: Actor, reply: Reply, ref: str) -> bool:
+        """Update every copy of the message named `ref` (each admin's seat request) with
+        chat.update; return False when none was found."""
+        async with self.portal.billing.db.session() as session:
+            copies = await teams.take_copies(session, channel=CHANNEL, ref=ref)
+        team, _, _user = actor.user_id.partition(":")
+        updated = False
+        for chat, ts in copies:
+            where_team, _, conversation = chat.partition(":")
+            if where_team != team:
+                continue
+            try:
+                await self._web().chat_update(channel=conversation, ts=ts, text=fallback(reply),
+                                              blocks=blocks(reply))
+                updated = True
+            except SlackApiError as error:
+                log.info("chat.update failed: %s", error_code(error))
+        return updated
 
     def _locale(self, actor: Actor) -> str:
         return pick_locale(actor.language, default=self.settings.locale)
@@ -405,20 +393,23 @@ class SlackChannel:
             return False
         locale = self._locale(actor)
         view = answer_modal(reply, title=translate(locale, N_("Billing")),
+                            choose=translate(locale, N_("Choose")),
                             submit=translate(locale, N_("Continue")),
                             label=translate(locale, N_("Your answer")),
                             metadata={"channel": where or ""})
         try:
             await self._web().views_open(trigger_id=trigger, view=view)
         except SlackApiError as error:  # an expired or used trigger: a button opens it
-            log.info("views.open failed: %s", error.response.get("error"))
+            log.info("views.open failed: %s", error_code(error))
             return False
         return True
 
     async def _show(self, actor: Actor, reply: Reply, *, respond: Any,
                     where: str | None) -> None:
         shown = blocks(reply)
-        if reply.expect_text:
+        if reply.expect_text and reply.pick:  # no modal: the picker in the message itself
+            shown.append(pick_block(reply.pick, translate(self._locale(actor), N_("Choose"))))
+        elif reply.expect_text:
             shown.append(ask_button(translate(self._locale(actor), N_("Answer")), reply.text))
         text = fallback(reply)
         if respond is not None:
@@ -435,24 +426,14 @@ class SlackChannel:
                                                      blocks=shown)
                 return
         except SlackApiError as error:
-            log.info("chat.postEphemeral failed: %s", error.response.get("error"))
+            log.info("chat.postEphemeral failed: %s", error_code(error))
         await self._web().chat_postMessage(channel=user, text=text, blocks=shown)
 
 
-def outcome(error: SlackApiError) -> Exception:
-    """Map a Web API error to the outbox's outcome (RetryLater, Unreachable, Rejected)."""
-    code = str(error.response.get("error") or "")
-    status = getattr(error.response, "status_code", 200)
-    if status == 429 or code == "ratelimited":
-        headers = getattr(error.response, "headers", {}) or {}
-        after = headers.get("Retry-After") or headers.get("retry-after") or "1"
-        try:
-            seconds = max(1.0, float(after))
-        except ValueError:
-            seconds = 1.0
-        return RetryLater(seconds)
-    if code in UNREACHABLE:
-        return Unreachable(code)
-    if code in REJECTED or 400 <= status < 500:
-        return Rejected(code or str(status))
-    return RetryLater(5.0)  # a 5xx or an error Slack may not repeat
+def _answered(element: dict[str, Any]) -> str:
+    """Return what an input or picker holds: typed text, a user or a conversation id."""
+    for key in ("value", "selected_user", "selected_conversation", "selected_channel"):
+        found = element.get(key)
+        if isinstance(found, str):
+            return found
+    return ""

@@ -1,6 +1,8 @@
 """The customer conversations; importing this package registers them on the router."""
 
 from handlers.flows import (
+    assign,
+    audit,
     broadcast,
     cancel,
     card,
@@ -14,9 +16,10 @@ from handlers.flows import (
     stats,
     subscribe,
     team,
+    team_admins,
     team_invoices,
 )
 
-__all__ = ["broadcast", "cancel", "card", "change", "forget", "help", "invoices", "plan",
-           "settings", "start", "stats", "subscribe", "team",
-           "team_invoices"]
+__all__ = ["assign", "audit", "broadcast", "cancel", "card", "change", "forget", "help",
+           "invoices", "plan", "settings", "start", "stats", "subscribe", "team",
+           "team_admins", "team_invoices"]

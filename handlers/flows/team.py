@@ -1,21 +1,22 @@
-"""Teams (SPEC §6b): `/billing` for a workspace's admins and members, the team plan, seats.
+"""Teams (SPEC §6b): `/billing` for a workspace's admins and members, the team plan, seats,
+seat requests.
 
-Channel-neutral: a team chat app (Slack) registers a ChatApp that is also a `TeamApp` — it
-tells a member's team and role, asked afresh on every action (a demoted admin loses it at
-once). Team ids come only from the actor, which the chat app authenticated; nothing in a
-button's data names a team, so another workspace's ids cannot be smuggled in.
+Channel-neutral: who acts and whether they may is `handlers.flows.team_access`, asked afresh
+on every action (a demoted admin loses it at once). Team ids come only from the actor, which
+the chat app authenticated; nothing in a button's data names a team, so another workspace's
+ids cannot be smuggled in.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from billing import teams
 from billing.card_links import card_link
 from billing.errors import BillingError
-from billing.links import Link, find_link, redeem_token
+from billing.links import redeem_token
 from billing.notices import enqueue
 from billing.seats import (
     BelowAssigned,
@@ -29,61 +30,32 @@ from billing.seats import (
     team_overview,
 )
 from billing.state import clear, expect
-from handlers.context import Actor, Ctx
+from handlers.context import Ctx
+from handlers.flows.audit import audit
+from handlers.flows.team_access import (
+    ADMIN,
+    MEMBER,
+    NOBODY,
+    TeamApp,
+    Who,
+    no_plan,
+    team_action,
+)
 from handlers.notices import RENDERERS
 from handlers.problems import explain
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
 
-ADMIN, MEMBER, NOBODY = "admin", "member", "nobody"
+__all__ = ["ADMIN", "MEMBER", "NOBODY", "TeamApp"]
 START_SEATS, CHANGE_SEATS = "team_start_seats", "team_seats"
 SEAT_REQUEST, SEAT_DECIDED = "seat_request", "seat_decided"  # notice kinds
 _NUMBER = re.compile(r"\s*(\d{1,6})\s*")
 
 
-@runtime_checkable
-class TeamApp(Protocol):
-    """A chat app whose users belong to teams (workspaces)."""
-
-    def team_of(self, actor: Actor) -> tuple[str, str]:
-        """Return the actor's team id and their member id within it."""
-        ...
-
-    async def team_role(self, actor: Actor) -> str:
-        """Return "admin", "member" or "nobody" (guests, bots), as the app says right now."""
-        ...
-
-
-async def _who(ctx: Ctx) -> tuple[str, str, str] | None:
-    """Return (team, member, role) of the actor, or None outside a team chat app."""
-    app = ctx.app
-    if not isinstance(app, TeamApp):
-        return None
-    team, member = app.team_of(ctx.actor)
-    return team, member, await app.team_role(ctx.actor)
-
-
-async def _team_link(ctx: Ctx, team: str) -> Link | None:
-    async with ctx.billing.db.session() as session:
-        return await find_link(session, channel=ctx.actor.channel, user_id=teams.team_key(team))
-
-
-async def _assigned(ctx: Ctx, team: str) -> int:
+async def assigned_count(ctx: Ctx, team: str) -> int:
+    """Return how many of the team's seats are assigned."""
     async with ctx.billing.db.session() as session:
         return await teams.seat_count(session, channel=ctx.actor.channel, team_id=team)
-
-
-def _unknown(ctx: Ctx) -> list[Reply]:
-    return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
-
-
-def _admins_only(ctx: Ctx) -> list[Reply]:
-    return [Reply(ctx.t("Only the workspace's admins and owners manage billing. "
-                        "Nothing was changed."))]
-
-
-def _not_a_member(ctx: Ctx) -> list[Reply]:
-    return [Reply(ctx.t("Billing is for the workspace's members. Nothing was changed."))]
 
 
 def _seat_problem(ctx: Ctx, error: BillingError) -> Reply | None:
@@ -99,34 +71,34 @@ def _seat_problem(ctx: Ctx, error: BillingError) -> Reply | None:
     return None
 
 
-def _failed(ctx: Ctx, error: BillingError) -> list[Reply]:
+def failed(ctx: Ctx, error: BillingError) -> list[Reply]:
+    """Say why a seat change was refused."""
     return [_seat_problem(ctx, error) or explain(ctx, error)]
 
 
 @router.command("billing")
 async def billing(ctx: Ctx, args: str) -> list[Reply]:
     """Answer `/billing` (and `/billing connect <token>`) for the team's admins and members."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, member, role = who
-    if role == NOBODY:
-        return _not_a_member(ctx)
     head, _, rest = args.partition(" ")
     if head.lower() == "connect":
-        return await _connect(ctx, team, role, rest.strip())
-    link = await _team_link(ctx, team)
+        return await _connect(ctx, rest.strip())
+    return await _dashboard(ctx)
+
+
+@team_action(admin=False)
+async def _dashboard(ctx: Ctx, acting: Who) -> list[Reply]:
+    link = acting.link
     overview = (await team_overview(ctx.billing, customer_id=link.customer_id)
                 if link is not None else None)
-    if role != ADMIN:
-        return await _member_view(ctx, team, member, has_plan=overview is not None)
+    if acting.role != ADMIN:
+        return await _member_view(ctx, acting, has_plan=overview is not None)
     if overview is None:
         return [Reply(ctx.t("Your workspace has no team plan yet. Start one, or connect an "
                             "existing subscription with /billing connect followed by the code "
                             "you were given."),
                       title=ctx.t("Team plan"),
                       buttons=rows(Button(ctx.t("Start the team plan"), action="team:start")))]
-    assigned = await _assigned(ctx, team)
+    assigned = await assigned_count(ctx, acting.team)
     lines = [ctx.t("{plan}: {seats} seats purchased, {assigned} assigned.",
                    plan=overview.plan_name, seats=overview.seats, assigned=assigned)]
     if overview.current_period_end is not None:
@@ -139,24 +111,21 @@ async def billing(ctx: Ctx, args: str) -> list[Reply]:
     if overview.card is not None:
         lines.append(ctx.t("Card: {brand} •••• {last4}.", brand=overview.card.brand.title(),
                            last4=overview.card.last4))
-    return [Reply("\n".join(lines), title=ctx.t("Team plan"),
-                  buttons=rows(Button(ctx.t("Add or remove seats"), action="team:seats"),
-                               Button(ctx.t("Update card"), action="team:card"),
-                               Button(ctx.t("Invoices"), action="team:inv")))]
+    return [Reply("\n".join(lines), title=ctx.t("Team plan"), buttons=rows(
+        Button(ctx.t("Add or remove seats"), action="team:seats"),
+        Button(ctx.t("Assign a seat"), action="team:assign"),
+        Button(ctx.t("Unassign a seat"), action="team:unassign"),
+        Button(ctx.t("Update card"), action="team:card"),
+        Button(ctx.t("Invoices"), action="team:inv"),
+        Button(ctx.t("Billing channel"), action="team:channel"),
+        Button(ctx.t("Billing admins"), action="team:admins"), per_row=2))]
 
 
 @router.button("team:card")
-async def team_card(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def team_card(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
     """Give an admin, privately, the button to Stripe's page for the team's card."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
-    link = await _team_link(ctx, team)
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+    link = acting.linked
     # The card link names the team's link (user and chat), which GET /card checks again.
     url = card_link(ctx.billing, customer_id=link.customer_id, channel=link.channel,
                     user_id=link.user_id, chat_id=link.chat_id, locale=ctx.locale)
@@ -165,13 +134,13 @@ async def team_card(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
                   buttons=rows(Button(ctx.t("Update card"), url=url)))]
 
 
-async def _member_view(ctx: Ctx, team: str, member: str, *, has_plan: bool) -> list[Reply]:
+async def _member_view(ctx: Ctx, acting: Who, *, has_plan: bool) -> list[Reply]:
     if not has_plan:
         return [Reply(ctx.t("Your workspace has no team plan yet. A workspace admin or owner "
                             "can start one with /billing."))]
     async with ctx.billing.db.session() as session:
-        held = await teams.holds_seat(session, channel=ctx.actor.channel, team_id=team,
-                                      user_id=member)
+        held = await teams.holds_seat(session, channel=ctx.actor.channel, team_id=acting.team,
+                                      user_id=acting.member)
     if held:
         return [Reply(ctx.t("You hold a seat of your team's plan."), title=ctx.t("Team plan"))]
     return [Reply(ctx.t("You don't hold a seat of your team's plan yet."),
@@ -179,9 +148,8 @@ async def _member_view(ctx: Ctx, team: str, member: str, *, has_plan: bool) -> l
                   buttons=rows(Button(ctx.t("Request a seat"), action="team:request")))]
 
 
-async def _connect(ctx: Ctx, team: str, role: str, token: str) -> list[Reply]:
-    if role != ADMIN:
-        return _admins_only(ctx)
+@team_action(admin=True)
+async def _connect(ctx: Ctx, acting: Who, token: str) -> list[Reply]:
     if not token:
         return [Reply(ctx.t("Add the code you were given: /billing connect followed by the "
                             "code."))]
@@ -190,10 +158,10 @@ async def _connect(ctx: Ctx, team: str, role: str, token: str) -> list[Reply]:
             # The team, not the admin, is linked: every admin of it sees the same plan, and
             # notices go to the admin who connected it (their DM).
             await redeem_token(session, secret=ctx.billing.link_secret, token=token,
-                               channel=ctx.actor.channel, user_id=teams.team_key(team),
+                               channel=ctx.actor.channel, user_id=teams.team_key(acting.team),
                                chat_id=ctx.actor.chat_id)
     except BillingError as error:
-        return _failed(ctx, error)
+        return failed(ctx, error)
     return [Reply(ctx.t("Connected! Your workspace is now linked to its {business} "
                         "subscription.", business=ctx.billing.catalog.business.name),
                   buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
@@ -217,15 +185,10 @@ def _range(ctx: Ctx) -> str:
 
 
 @router.button("team:start")
-async def ask_start(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True)
+async def ask_start(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
     """Ask an admin of a workspace without a plan how many seats to start with."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
-    link = await _team_link(ctx, team)
+    link = acting.link
     if link is not None and await team_overview(ctx.billing, customer_id=link.customer_id):
         return [Reply(ctx.t("Your workspace already has a team plan. Nothing was changed."),
                       buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
@@ -244,49 +207,39 @@ def _not_a_number(ctx: Ctx) -> list[Reply]:
 
 
 @router.answer(START_SEATS)
-async def start_with(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply]:
+@team_action(admin=True)
+async def start_with(ctx: Ctx, acting: Who, text: str,
+                     _data: dict[str, object]) -> list[Reply]:
     """Open a Checkout for the entered number of seats."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, member, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
     seats = _number(ctx, text)
     if seats is None:
         await _ask_seats(ctx, START_SEATS, "")
         return _not_a_number(ctx)
-    link = await _team_link(ctx, team)
+    link = acting.link
     try:
         url = await start_team_checkout(
-            ctx.billing, team_id=team, user_id=member, seats=seats, locale=ctx.locale,
-            customer_id=link.customer_id if link else None)
+            ctx.billing, team_id=acting.team, user_id=acting.member, seats=seats,
+            locale=ctx.locale, customer_id=link.customer_id if link else None)
     except BillingError as error:
-        return _failed(ctx, error)
+        return failed(ctx, error)
     return [Reply(ctx.t("{seats} seats: pay with Stripe to start the team plan.", seats=seats),
                   private=True, buttons=rows(Button(ctx.t("Pay with Stripe"), url=url)))]
 
 
 @router.button("team:seats")
-async def ask_seats(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def ask_seats(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
     """Ask an admin for the team's new number of seats."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
-    link = await _team_link(ctx, team)
-    overview = (await team_overview(ctx.billing, customer_id=link.customer_id)
-                if link is not None else None)
+    overview = await team_overview(ctx.billing, customer_id=acting.customer)
     if overview is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+        return no_plan(ctx)
     return await _ask_seats(ctx, CHANGE_SEATS, ctx.t(
         "The team has {seats} seats. How many should it have ({range})?",
         seats=overview.seats, range=_range(ctx)))
 
 
-def _preview_reply(ctx: Ctx, preview: SeatPreview) -> Reply:
+def preview_reply(ctx: Ctx, preview: SeatPreview) -> Reply:
+    """Show a seat change's preview with Confirm (which carries its proration date)."""
     per = ctx.interval(preview.interval, preview.interval_count)
     then = ctx.money(preview.per_period, preview.currency)
     if preview.prorated >= 0:
@@ -305,81 +258,87 @@ def _preview_reply(ctx: Ctx, preview: SeatPreview) -> Reply:
 
 
 @router.answer(CHANGE_SEATS)
-async def preview(ctx: Ctx, text: str, _data: dict[str, object]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def preview(ctx: Ctx, acting: Who, text: str, _data: dict[str, object]) -> list[Reply]:
     """Preview the entered number of seats with Stripe's invoice preview."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
     seats = _number(ctx, text)
     if seats is None:
         await _ask_seats(ctx, CHANGE_SEATS, "")
         return _not_a_number(ctx)
-    link = await _team_link(ctx, team)
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
     try:
-        seen = await preview_seats(ctx.billing, customer_id=link.customer_id, seats=seats,
-                                   assigned=await _assigned(ctx, team))
+        seen = await preview_seats(ctx.billing, customer_id=acting.customer,
+                                   seats=seats, assigned=await assigned_count(ctx, acting.team))
     except BillingError as error:
-        return _failed(ctx, error)
-    return [_preview_reply(ctx, seen)]
+        return failed(ctx, error)
+    return [preview_reply(ctx, seen)]
 
 
 @router.button(r"team:ok:(\d{1,6}):(\d{1,12}):(-?\d{1,12})")
-async def confirm(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def confirm(ctx: Ctx, acting: Who, match: re.Match[str]) -> list[Reply]:
     """Apply exactly the previewed seat change (a moved amount shows a fresh preview)."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
-    link = await _team_link(ctx, team)
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
     seats, date, amount = (int(g) for g in match.groups())
     async with ctx.billing.db.session() as session:
         await clear(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
     try:
-        change = await confirm_seats(ctx.billing, customer_id=link.customer_id, seats=seats,
-                                     proration_date=date, amount=amount,
-                                     assigned=await _assigned(ctx, team))
+        change = await confirm_seats(ctx.billing, customer_id=acting.customer,
+                                     seats=seats, proration_date=date, amount=amount,
+                                     assigned=await assigned_count(ctx, acting.team))
     except BillingError as error:
-        return _failed(ctx, error)
+        return failed(ctx, error)
     if change.outcome != "applied":
         return [Reply(ctx.t("The price changed since the preview. Here is the new one."),
-                      edit=True), _preview_reply(ctx, change.preview)]
+                      edit=True), preview_reply(ctx, change.preview)]
+    done = change.preview
+    async with ctx.billing.db.session() as session:
+        await audit(session, ctx, acting, "seats", before=done.current_seats, after=done.seats,
+                    amount=done.prorated, currency=done.currency)
     return [Reply(ctx.t("Done: the team now has {seats} seats.", seats=seats), edit=True,
                   buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
 
 
-@router.button("team:request")
-async def request(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
-    """Record a member's request for a seat (once; not for a seat already held) and, in the
-    same transaction, the notice that asks the team's billing admin to decide."""
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, member, role = who
-    if role == NOBODY:
-        return _not_a_member(ctx)
-    link = await _team_link(ctx, team)
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
+def request_ref(team: str, member: str) -> str:
+    """Name the messages that carry a member's seat request (one copy for each admin)."""
+    return f"seat_request:{team}:{member}"
+
+
+async def _deciders(ctx: Ctx, acting: Who) -> list[str]:
+    """Return the chats a seat request goes to: the billing channel if set, else the DM of
+    every billing admin (the team's own admins and those added), else the linking admin's."""
     channel = ctx.actor.channel
     async with ctx.billing.db.session() as session:
-        if await teams.holds_seat(session, channel=channel, team_id=team, user_id=member):
-            return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
+        where = await teams.billing_channel(session, channel=channel, team_id=acting.team)
+        added = await teams.billing_admins(session, channel=channel, team_id=acting.team)
+    if where is not None:
+        return [f"{acting.team}:{where}"]
+    admins = dict.fromkeys([*await acting.app.team_admins(acting.team), *added])
+    chats = [f"{acting.team}:{admin}" for admin in admins]
+    if not chats and acting.link is not None:
+        chats = [acting.link.chat_id]
+    return chats
+
+
+@router.button("team:request")
+@team_action(admin=False, linked=True)
+async def request(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
+    """Record a member's request for a seat (once; not for a seat already held) and, in the
+    same transaction, the notices that ask every billing admin to decide."""
+    channel, team, member = ctx.actor.channel, acting.team, acting.member
+    async with ctx.billing.db.session() as session:
+        held = await teams.holds_seat(session, channel=channel, team_id=team, user_id=member)
+        waiting = member in await teams.seat_requests(session, channel=channel, team_id=team)
+    if held:
+        return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
+    chats = [] if waiting else await _deciders(ctx, acting)
+    async with ctx.billing.db.session() as session:
         fresh = await teams.request_seat(session, channel=channel, team_id=team,
                                          user_id=member)
-        if fresh:
-            await enqueue(session, dedupe_key=f"seat_request:{team}:{member}:{time.time_ns()}",
-                          channel=channel, user_id=link.chat_id, chat_id=link.chat_id,
-                          kind=SEAT_REQUEST,
-                          params={"member": member, "name": ctx.actor.name or member})
+        stamp = time.time_ns()
+        for chat in chats if fresh else []:
+            await enqueue(session, dedupe_key=f"seat_request:{team}:{member}:{stamp}:{chat}",
+                          channel=channel, user_id=chat, chat_id=chat, kind=SEAT_REQUEST,
+                          params={"member": member, "team": team,
+                                  "name": ctx.actor.name or member})
     if not fresh:
         return [Reply(ctx.t("Your request is already with the billing admins. Nothing was "
                             "changed."))]
@@ -387,12 +346,13 @@ async def request(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
 
 
 def _seat_request(ctx: Ctx, params: dict[str, Any]) -> Reply:
-    member = str(params.get("member") or "")
+    member, team = str(params.get("member") or ""), params.get("team")
     return Reply(ctx.t("{name} asks for a seat of the team plan.",
                        name=str(params.get("name") or member)),
                  title=ctx.t("Seat request"), buttons=rows(
                      Button(ctx.t("Approve"), action=f"team:approve:{member}"),
-                     Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2))
+                     Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2),
+                 ref=request_ref(str(team), member) if team else None)
 
 
 def _seat_decided(ctx: Ctx, params: dict[str, Any]) -> Reply:
@@ -412,60 +372,64 @@ RENDERERS[SEAT_REQUEST] = _seat_request
 RENDERERS[SEAT_DECIDED] = _seat_decided
 
 
-async def _seat_for(ctx: Ctx, customer_id: str, team: str) -> Reply | None:
-    """Make sure a purchased seat is free: buy one, as previewed, when none is; return why
-    not."""
+async def _seat_for(ctx: Ctx, customer_id: str, team: str) -> SeatPreview | Reply | None:
+    """Make sure a purchased seat is free: buy one, as previewed, when none is; return what
+    was bought (its preview), or why not."""
     try:
         buy = await seat_to_buy(ctx.billing, customer_id=customer_id,
-                                assigned=await _assigned(ctx, team))
+                                assigned=await assigned_count(ctx, team))
         if buy is None:
             return None
         change = await confirm_seats(ctx.billing, customer_id=customer_id, seats=buy.seats,
                                      proration_date=buy.proration_date, amount=buy.prorated,
-                                     assigned=await _assigned(ctx, team))
+                                     assigned=await assigned_count(ctx, team))
     except BillingError as error:
-        return _failed(ctx, error)[0]
+        return failed(ctx, error)[0]
     if change.outcome != "applied":
         return Reply(ctx.t("The price changed since the preview. Please try again. Nothing "
                            "was changed."))
-    return None
+    return change.preview
 
 
-async def _decide(ctx: Ctx, member: str, *, approve: bool) -> list[Reply]:
-    who = await _who(ctx)
-    if who is None:
-        return _unknown(ctx)
-    team, _, role = who
-    if role != ADMIN:
-        return _admins_only(ctx)
-    link = await _team_link(ctx, team)
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
-    channel = ctx.actor.channel
+@team_action(admin=True, linked=True)
+async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[Reply]:
+    channel, team = ctx.actor.channel, acting.team
     async with ctx.billing.db.session() as session:
         # Claimed by a guarded DELETE: of two admins deciding at once, one wins.
         claimed = await teams.drop_request(session, channel=channel, team_id=team,
                                            user_id=member)
     if not claimed:  # decided already (the first decision wins), or never asked
-        return [Reply(ctx.t("That request was already decided. Nothing was changed."),
-                      edit=True)]
+        return [Reply(ctx.t("That request was already decided. Nothing was changed."))]
+    bought: SeatPreview | None = None
     if approve:
-        problem = await _seat_for(ctx, link.customer_id, team)
-        if problem is not None:  # nothing bought: the request waits again
+        outcome = await _seat_for(ctx, acting.customer, team)
+        if isinstance(outcome, Reply):  # nothing bought: the request waits again
             async with ctx.billing.db.session() as session:
                 await teams.request_seat(session, channel=channel, team_id=team,
                                          user_id=member)
-            return [problem]
+            return [outcome]
+        bought = outcome
+    picked = await acting.app.team_member(team, member)
+    name, by = picked.name if picked else member, ctx.actor.name or acting.member
     async with ctx.billing.db.session() as session:
         if approve:
             await teams.assign_seat(session, channel=channel, team_id=team, user_id=member)
+            await audit(session, ctx, acting, "approved", member=name,
+                        before=bought.current_seats if bought else None,
+                        after=bought.seats if bought else None,
+                        amount=bought.prorated if bought else None,
+                        currency=bought.currency if bought else None)
         requester = f"{team}:{member}"
         await enqueue(session, dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
                       channel=channel, user_id=requester, chat_id=requester,
                       kind=SEAT_DECIDED, params={"approved": approve})
-    text = (ctx.t("Approved: the member now holds a seat.") if approve
-            else ctx.t("Declined. The member was told."))
-    return [Reply(text, edit=True, buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+    text = "\n".join([ctx.t("Approved: the member now holds a seat.") if approve
+                      else ctx.t("Declined. The member was told."),
+                      ctx.t("The request of {name}, decided by {by}.", name=name, by=by)])
+    # Every admin's copy of the request says how it was decided.
+    return [Reply(text, title=ctx.t("Seat request"), edit=True,
+                  replaces=request_ref(team, member),
+                  buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
 
 
 @router.button(r"team:approve:([A-Z0-9]{1,32})")

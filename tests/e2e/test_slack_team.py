@@ -263,7 +263,7 @@ async def test_an_approved_request_buys_a_seat_only_when_none_is_free(team: Team
         "action_id": "portier:act:1", "block_id": "x", "type": "button",
         "value": f"team:deny:{team.member.id}", "action_ts": "1"}])
     assert again.status == 200
-    assert "already decided" in (await team.slack.next_message(team.admin)).content
+    assert "already decided" in (await team.slack.next_ephemeral(team.admin)).content
     mine = await team.billing_command(team.member)
     assert "You hold a seat" in mine.content
     assert _quantity(team, customer) == 2

@@ -207,6 +207,27 @@ def conversations_open(state: SlackState, token: Token | None, params: dict[str,
     return {"no_op": False, "already_open": False, "channel": channel}
 
 
+def conversations_info(state: SlackState, token: Token | None, params: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """Describe a conversation of the token's workspace (conversations.info; another
+    workspace's is channel_not_found). `is_member` tells whether the bot is in it."""
+    assert token is not None
+    conversation = state.conversation(str(params.get("channel", "")), token.team_id)
+    if conversation.is_private and not conversation.bot_member:
+        raise ApiError("channel_not_found")  # a private channel is hidden from outsiders
+    channel: dict[str, Any] = {
+        "id": conversation.id, "name": conversation.name, "is_channel": not (
+            conversation.is_im or conversation.is_private),
+        "is_group": conversation.is_private, "is_im": conversation.is_im,
+        "is_private": conversation.is_private or conversation.is_im, "is_archived": False,
+        "is_general": conversation.id == state.workspaces[token.team_id].general,
+        "is_member": conversation.bot_member, "context_team_id": token.team_id,
+        "created": 1_700_000_000}
+    if conversation.is_im:
+        channel["user"] = conversation.user
+    return {"channel": channel}
+
+
 def _view_hash(state: SlackState) -> str:
     """Return a fresh view hash."""
     return hashlib.sha256(state.new_id("h").encode()).hexdigest()[:16]
@@ -390,6 +411,7 @@ METHODS: dict[str, Method] = {
     "chat.update": chat_update,
     "chat.delete": chat_delete,
     "conversations.open": conversations_open,
+    "conversations.info": conversations_info,
     "views.open": views_open,
     "views.update": views_update,
     "views.publish": views_publish,
