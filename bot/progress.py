@@ -73,8 +73,12 @@ class ProgressEditor:
         edited = 0
         for watched in await self._watched():
             channel = self.channels.get(watched.channel)
-            if channel is not None and await self._show(channel, watched):
-                edited += 1
+            if channel is None:
+                continue
+            try:
+                edited += await self._show(channel, watched)
+            except Exception:  # a network error, the database away: this one, next round
+                log.exception("progress of broadcast %s not shown", watched.progress.id)
         async with self.billing.db.session() as session:
             await broadcasts.queue_reports(session, edited=tuple(self.channels))
         return edited

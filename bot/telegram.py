@@ -278,6 +278,8 @@ class TelegramChannel:
                     await self.edit(actor.chat_id, str(edit_message_id), reply)
                 except NotModified:  # a second press of Refresh with nothing new: fine
                     pass
+                except MessageGone:  # deleted meanwhile: the answer comes as a new message
+                    await self.send(actor.chat_id, dataclasses.replace(reply, edit=False))
             else:
                 await self.send(actor.chat_id, reply)
 

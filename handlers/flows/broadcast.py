@@ -1,11 +1,13 @@
-"""`/broadcast` for business admins: a message to a segment of the linked customers.
+"""`/broadcast` for business admins: a message to a segment of the linked customers
+(diagram: broadcast.mmd).
 
     /broadcast → the text (Telegram HTML, checked) → a button: none, a link, or a plan
     → the segment: all, a status, a plan or a language → the kind: offer or service
     → the preview with the recipient count: test send · send now · in an hour · at a time
       (typed in the admin's time zone → "It goes … on Thu, Dec 24, 2026 at 09:00": schedule)
       · discard
-    → the progress message (Refresh edits it; the report when all are settled) · Cancel
+    → the pressed message becomes the progress message, edited every few seconds while it
+      runs (bot.progress; Refresh edits it at once) and last into the report · Cancel
 
 Only admins reach it (routes registered `admin=True`; the free-text answers check it too).
 The draft lives in the pending state (billing.state); sending is billing.broadcasts' (one

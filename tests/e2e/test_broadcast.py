@@ -1,5 +1,7 @@
-"""`/broadcast` end to end: admins only, the draft's steps, the outbox sending one copy per
-recipient, a blocked chat in the report, cancel, and `portier broadcast` on the terminal."""
+"""`/broadcast` end to end: admins only, the draft's steps, Telegram's formatting kept, the
+outbox sending one copy per recipient, the progress message edited while it runs and ending in
+the report (a blocked chat counted), cancel, scheduling at a time in the admin's zone, and
+`portier broadcast` on the terminal."""
 
 from __future__ import annotations
 
