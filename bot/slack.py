@@ -40,7 +40,7 @@ from bot.settings import Settings
 from bot.slack_admins import SlackRoster
 from bot.slack_app import CHANNEL, SlackApp, clean_id, role_of
 from bot.slack_errors import error_code, outcome
-from bot.slack_oauth import EncryptedInstallationStore
+from bot.slack_oauth import EncryptedInstallationStore, authorize
 from bot.slack_render import (
     ACTION,
     ANSWER,
@@ -110,7 +110,8 @@ class SlackChannel:
         database (tokens encrypted), token rotation, uninstalls and revocations removed."""
         engine = portal.billing.db.engine
         self.store = EncryptedInstallationStore(str(settings.slack_client_id), engine,
-                                                secret(settings.data_key))
+                                                secret(settings.data_key),
+                                                read_engine=portal.billing.db.read_engine)
         oauth = AsyncOAuthSettings(
             client_id=str(settings.slack_client_id),
             client_secret=secret(settings.slack_client_secret), scopes=list(SCOPES),
@@ -122,6 +123,9 @@ class SlackChannel:
         # with a default client (slack.com) instead of this one (SLACK_API_BASE).
         app = AsyncApp(signing_secret=secret(settings.slack_signing_secret),
                        oauth_settings=oauth, installation_store=self.store,
+                       authorize=authorize(self.store, client_id=str(settings.slack_client_id),
+                                           client_secret=secret(settings.slack_client_secret),
+                                           client=self.client),
                        client=self.client, process_before_response=False)
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked
         return app
