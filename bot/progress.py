@@ -114,7 +114,7 @@ class ProgressEditor:
             if counts.finished:
                 await self._reported(ident)
             return False
-        if now - self._edited.get(ident, -self.every) < self.every * 0.8:  # a tick's jitter
+        if now - self._edited.get(ident, float("-inf")) < self.every * 0.8:  # a tick's jitter
             return False  # edited moments ago: the next round
         try:
             await channel.edit(watched.actor.chat_id, watched.message_id, reply)
@@ -129,7 +129,10 @@ class ProgressEditor:
             log.warning("progress of broadcast %s cannot be shown: %s", ident, error)
             await self._reported(ident)  # nobody to show it to: give up on this message
             return False
-        self._shown[ident], self._edited[ident] = _shown(reply), now
+        # Timed from the answer: the next edit reaches Telegram at least `every` * 0.8 after
+        # this one, however long this request took.
+        self._shown[ident] = _shown(reply)
+        self._edited[ident] = asyncio.get_running_loop().time()
         self.edits += 1
         if counts.finished:
             await self._reported(ident)
