@@ -1,8 +1,9 @@
 """A team's invoices (SPEC §6b.7), for its admins only: newest first, five a page, with the
 hosted invoice and PDF links and Pay now for an open one; dates in the admin's time zone.
 
-Who acts is asked afresh at every press: a member, a guest, or an admin of another team
-(the invoice id in a button names someone else's) changes nothing and is told so.
+Who acts is asked afresh at every press (`team_access.team_action`: billing admins an admin
+added count): a member, a guest, or an admin of another team (the invoice id in a button
+names someone else's) changes nothing and is told so.
 """
 
 from __future__ import annotations
@@ -10,36 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from billing import teams
 from billing.invoices import InvoiceLine, list_invoices, pay_invoice
-from billing.links import Link, find_link
 from handlers import team_notices
 from handlers.context import Ctx
 from handlers.flows.invoices import STATUSES
-from handlers.flows.team import ADMIN, TeamApp
+from handlers.flows.team_access import Who, team_action
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
 
 _ID = r"in_[A-Za-z0-9]{1,50}"
 
 
-async def _admin_of_linked_team(ctx: Ctx) -> tuple[Ctx, Link] | list[Reply]:
-    """Return the context (in the admin's time zone) and the team's link when an admin of a
-    linked team acts, else the refusal."""
-    app = ctx.app
-    if not isinstance(app, TeamApp):
-        return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
-    team, _ = app.team_of(ctx.actor)
-    if await app.team_role(ctx.actor) != ADMIN:
-        return [Reply(ctx.t("Only the workspace's admins and owners manage billing. "
-                            "Nothing was changed."))]
-    async with ctx.billing.db.session() as session:
-        link = await find_link(session, channel=ctx.actor.channel, user_id=teams.team_key(team))
-    if link is None:
-        return [Reply(ctx.t("Your workspace has no team plan yet. Nothing was changed."))]
-    zone_of = getattr(app, "team_zone", None)
+async def _in_zone(ctx: Ctx, acting: Who) -> Ctx:
+    """Return the context in the admin's time zone, as the chat app has it."""
+    zone_of = getattr(acting.app, "team_zone", None)
     zone = await zone_of(ctx.actor) if zone_of is not None else None
-    return (replace(ctx, zone=zone) if zone else ctx), link
+    return replace(ctx, zone=zone) if zone else ctx
 
 
 def _line(ctx: Ctx, inv: InvoiceLine) -> str:
@@ -62,13 +49,12 @@ def _buttons(ctx: Ctx, inv: InvoiceLine) -> tuple[Button, ...]:
 
 
 @router.button(rf"team:inv(?::({_ID}))?")
-async def show_team_invoices(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def show_team_invoices(ctx: Ctx, acting: Who, match: re.Match[str]) -> list[Reply]:
     """List the team's newest five invoices (or the five after the given one) to an admin."""
-    acting = await _admin_of_linked_team(ctx)
-    if isinstance(acting, list):
-        return acting
-    ctx, link = acting
-    page = await list_invoices(ctx.billing, customer_id=link.customer_id, after=match.group(1))
+    ctx = await _in_zone(ctx, acting)
+    page = await list_invoices(ctx.billing, customer_id=acting.linked.customer_id,
+                               after=match.group(1))
     if not page.items:
         text = ctx.t("No invoices yet.") if match.group(1) is None else ctx.t("No more invoices.")
         return [Reply(text, private=True, buttons=rows(team_notices.team_plan(ctx)))]
@@ -81,13 +67,10 @@ async def show_team_invoices(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
 
 
 @router.button(rf"team:pay:({_ID})")
-async def pay_team_invoice(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
+@team_action(admin=True, linked=True)
+async def pay_team_invoice(ctx: Ctx, acting: Who, match: re.Match[str]) -> list[Reply]:
     """Pay an open invoice of the admin's team with the team's card."""
-    acting = await _admin_of_linked_team(ctx)
-    if isinstance(acting, list):
-        return acting
-    ctx, link = acting
-    paid = await pay_invoice(ctx.billing, customer_id=link.customer_id,
+    paid = await pay_invoice(ctx.billing, customer_id=acting.linked.customer_id,
                              invoice_id=match.group(1))
     return [Reply(ctx.t("Paid {amount}. Thank you!", amount=ctx.money(paid.total, paid.currency)),
                   buttons=rows(team_notices.team_plan(ctx)), toast=ctx.t("Paid"))]

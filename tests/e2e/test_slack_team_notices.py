@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from billing import teams
 from billing.models import Notice, utcnow
 from billing.reminders import scan_cards, scan_renewals
 from tests.e2e.slack_world import Team, slack_team
@@ -73,15 +74,20 @@ async def _kinds(team: Team) -> list[tuple[str, str]]:
 
 async def test_a_failed_team_renewal_reaches_every_admin_whose_buttons_recover_it(
         team: Team) -> None:
-    """A team's renewal declines: each admin gets one DM (in their language), members none.
+    """A team's renewal declines: each admin (a workspace admin, an owner, a member made
+    billing admin) gets one DM, in their language; members none.
     Update card gives an admin a private card link and refuses a member; Pay now says why
     it fails; View invoices lists the open invoice to an admin only; a new card and Pay now
     recover."""
     cleo = _owner(team)
+    dora = team.slack.user(team.workspace, "dora")  # a member made billing admin
     customer = await team.buy(3)
+    async with team.billing.db.session() as session:
+        await teams.add_billing_admin(session, channel="slack", team_id=team.workspace.id,
+                                      user_id=dora.id, added_by=team.admin.id)
     await _switch_card(team, customer, "pm_card_chargeDeclinedInsufficientFunds")
-    for admin in (team.admin, cleo):  # the saved card is confirmed to each admin
-        await _dm(team, admin, "*Card updated" if admin is team.admin else "*Karte geändert")
+    for admin in (team.admin, cleo, dora):  # the saved card is confirmed to each admin
+        await _dm(team, admin, "*Karte geändert" if admin is cleo else "*Card updated")
     team.world.sandbox.advance_time(MONTH)
     await team.world.settle()
     failed = await _dm(team, team.admin, "*Payment failed*")
@@ -91,11 +97,12 @@ async def test_a_failed_team_renewal_reaches_every_admin_whose_buttons_recover_i
         "Update card", "Pay €24.00 now", "View invoices"]
     german = await _dm(team, cleo, "*Zahlung fehlgeschlagen*")
     assert "24,00" in german.content, german.content
+    theirs = await _dm(team, dora, "*Payment failed*")
     await team.slack.assert_no_message(team.member, within=0.2)
     await team.slack.assert_no_message(team.admin, within=0.1)  # one DM each, no more
     sent = [k for k in await _kinds(team) if k[0] == "team_payment_failed"]
     assert sorted(chat for _, chat in sent) == sorted(
-        f"{team.workspace.id}:{u.id}" for u in (team.admin, cleo))
+        f"{team.workspace.id}:{u.id}" for u in (team.admin, cleo, dora))
 
     await team.driver.press(team.admin, failed, "Update card")
     private = await team.slack.next_ephemeral(team.admin)
@@ -122,10 +129,14 @@ async def test_a_failed_team_renewal_reaches_every_admin_whose_buttons_recover_i
         listed.content)
     assert {"Pay €24.00 now", "PDF"} <= {b["text"]["text"] for b in listed.buttons()}
 
+    await team.driver.press(dora, theirs, "View invoices")  # an added billing admin too
+    assert "€24.00 · Open" in (await team.slack.next_ephemeral(dora)).content
+
     await team.world.follow(url, payment_method="pm_card_visa")  # the card page, a new card
     await team.world.settle()
     updated = await _dm(team, team.admin, "*Card updated: Visa •••• 4242*")
     await _dm(team, cleo, "*Karte geändert: Visa •••• 4242*")
+    await _dm(team, dora, "*Card updated: Visa •••• 4242*")
     await team.driver.press(team.admin, updated, "Pay €24.00 now")
     paid = await team.slack.next_ephemeral(team.admin)
     assert "Paid €24.00. Thank you!" in paid.content, paid.content
