@@ -46,6 +46,16 @@ async def first_delivery(session: AsyncSession, *, channel: str, event_id: str,
     return bool(getattr(result, "rowcount", 0))
 
 
+async def hold_team(session: AsyncSession, *, channel: str, team_id: str) -> None:
+    """Hold the team until the transaction ends, so that two admins assigning its last free
+    seat at once take turns: the upsert locks the team's settings row (PostgreSQL's ON
+    CONFLICT DO UPDATE waits for a concurrent one; SQLite writes one transaction at a time)."""
+    now = utcnow()
+    await session.execute(_insert(session, TeamSettings).values(
+        channel=channel, team_id=team_id, billing_channel=None, updated_at=now,
+    ).on_conflict_do_update(index_elements=["channel", "team_id"], set_={"updated_at": now}))
+
+
 async def assigned_seats(session: AsyncSession, *, channel: str, team_id: str) -> list[str]:
     """Return the members holding a seat of the team, in the order they got it."""
     return list(await session.scalars(

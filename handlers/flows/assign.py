@@ -84,6 +84,7 @@ async def assign(ctx: Ctx, acting: Who, text: str, _data: dict[str, object]) -> 
         return no_plan(ctx)
     channel, team = ctx.actor.channel, acting.team
     async with ctx.billing.db.session() as session:
+        await teams.hold_team(session, channel=channel, team_id=team)  # counted, then taken
         if await teams.holds_seat(session, channel=channel, team_id=team, user_id=picked.id):
             return [Reply(ctx.t("{name} already holds a seat. Nothing was changed.",
                                 name=picked.name), buttons=rows(_plan_button(ctx)))]

@@ -411,18 +411,31 @@ async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[
         bought = outcome
     picked = await acting.app.team_member(team, member)
     name, by = picked.name if picked else member, ctx.actor.name or acting.member
+    overview = await team_overview(ctx.billing, customer_id=acting.customer) if approve else None
+    taken = False
     async with ctx.billing.db.session() as session:
         if approve:
+            await teams.hold_team(session, channel=channel, team_id=team)  # counted, then taken
+            taken = overview is None or await teams.seat_count(
+                session, channel=channel, team_id=team) >= overview.seats
+        if taken:  # another approval or assignment took the free seat: the request waits
+            await teams.request_seat(session, channel=channel, team_id=team, user_id=member)
+        elif approve:
             await teams.assign_seat(session, channel=channel, team_id=team, user_id=member)
             await audit(session, ctx, acting, "approved", member=name,
                         before=bought.current_seats if bought else None,
                         after=bought.seats if bought else None,
                         amount=bought.prorated if bought else None,
                         currency=bought.currency if bought else None)
-        requester = f"{team}:{member}"
-        await enqueue(session, dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
-                      channel=channel, user_id=requester, chat_id=requester,
-                      kind=SEAT_DECIDED, params={"approved": approve})
+        if not taken:
+            requester = f"{team}:{member}"
+            await enqueue(session,
+                          dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
+                          channel=channel, user_id=requester, chat_id=requester,
+                          kind=SEAT_DECIDED, params={"approved": approve})
+    if taken:
+        return [Reply(ctx.t("The last free seat was just taken. Approve again to add one. "
+                            "Nothing was changed."))]
     text = "\n".join([ctx.t("Approved: the member now holds a seat.") if approve
                       else ctx.t("Declined. The member was told."),
                       ctx.t("The request of {name}, decided by {by}.", name=name, by=by)])

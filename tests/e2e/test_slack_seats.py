@@ -11,6 +11,7 @@ payload": view.state.values).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -116,6 +117,20 @@ async def test_assign_and_unassign_seats_with_a_user_picker(team: Team) -> None:
     assert "took back your seat" in (await team.slack.next_message(team.member)).content
     assert await _assigned(team) == [team.admin.id]
     assert _quantity(team, customer) == 2
+
+    # Two admins assigning the last free seat at once: one gets it, the other is told.
+    dan = team.slack.user(team.workspace, "dan", is_owner=True)
+    cleo = team.slack.user(team.workspace, "cleo")
+    await _press_plan(team, team.admin, "Assign a seat")
+    await _press_plan(team, dan, "Assign a seat")
+    modals = [await team.slack.next_view(team.admin), await team.slack.next_view(dan)]
+    await asyncio.gather(
+        team.driver.submit(team.admin, modals[0], {"answer": {"value": team.member.id}}),
+        team.driver.submit(dan, modals[1], {"answer": {"value": cleo.id}}))
+    answers = [(await team.slack.next_ephemeral(u)).content for u in (team.admin, dan)]
+    assert sum("now holds a seat (2 of 2 assigned)" in a for a in answers) == 1, answers
+    assert sum("All 2 seats are assigned" in a for a in answers) == 1, answers
+    assert len(await _assigned(team)) == 2
 
 
 async def test_a_request_reaches_every_billing_admin_and_the_first_decision_wins(
