@@ -4,9 +4,11 @@ written (billing.team_notices calls the roster registered under "slack").
 A workspace's admins and owners are found in `users.list` (cursor-paginated, with each
 user's `locale` when `include_locale` is set, and their `tz`:
 docs.slack.dev/reference/methods/users.list), the member who installed the app in the OAuth
-installation, and the members an admin made billing admins in Portier's database. The answer
-is kept for a minute, so that a burst of notices (a scan, a retried invoice) asks Slack once
-per team; actions never use it (they ask `users.info` afresh).
+installation, and the members an admin made billing admins in Portier's database. Slack's
+member list is kept for a minute, so that a burst of notices (a scan, a retried invoice) asks
+Slack once per team; Portier's own record (installer, added billing admins) is read each time,
+so adding or removing a billing admin counts at once. Actions never use the list (they ask
+`users.info` afresh).
 """
 
 from __future__ import annotations
@@ -35,17 +37,15 @@ class SlackRoster:
         self._is_admin = is_admin  # a users.list member -> workspace admin or owner?
         self._installer = installer
         self._extra = extra  # team -> members made billing admins in Portier
-        self._kept: dict[str, tuple[float, list[TeamAdmin]]] = {}
+        self._kept: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     async def __call__(self, team_id: str) -> list[TeamAdmin]:
         """Return the workspace's billing admins with their language and time zone."""
         kept = self._kept.get(team_id)
-        if kept is not None and time.monotonic() - kept[0] < TTL:
-            return kept[1]
-        admins = await billing_admins(await self._client_for(team_id), team_id,
-                                      is_admin=self._is_admin, also=await self._also(team_id))
-        self._kept[team_id] = (time.monotonic(), admins)
-        return admins
+        if kept is None or time.monotonic() - kept[0] >= TTL:
+            members = await active_members(await self._client_for(team_id), team_id)
+            kept = self._kept[team_id] = (time.monotonic(), members)
+        return admins_among(kept[1], is_admin=self._is_admin, also=await self._also(team_id))
 
     async def _also(self, team_id: str) -> set[str]:
         also: set[str] = set()
@@ -62,22 +62,39 @@ def _active(user: dict[str, Any], team_id: str) -> bool:
             and user.get("team_id") in (None, team_id))
 
 
+async def active_members(client: AsyncWebClient, team_id: str, *,
+                         page_size: int = PAGE) -> list[dict[str, Any]]:
+    """Return the team's active members (not deactivated, not guests or bots) from
+    users.list, page by page, with their locales, in users.list's order."""
+    members: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await client.users_list(limit=page_size, include_locale=True, cursor=cursor)
+        members += [dict(u) for u in page.get("members") or []
+                    if isinstance(u, dict) and _active(u, team_id)]
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return members
+
+
+def admins_among(members: list[dict[str, Any]], *, is_admin: Callable[[dict[str, Any]], bool],
+                 also: set[str]) -> list[TeamAdmin]:
+    """Return the workspace admins and owners among the members, and those in `also`."""
+    admins: list[TeamAdmin] = []
+    for user in members:
+        if is_admin(user) or user.get("id") in also:
+            locale, zone = user.get("locale"), user.get("tz")
+            admins.append(TeamAdmin(
+                member_id=str(user["id"]),
+                locale=supported(locale) if isinstance(locale, str) else None,
+                zone=zone if isinstance(zone, str) else None))
+    return admins
+
+
 async def billing_admins(client: AsyncWebClient, team_id: str, *,
                          is_admin: Callable[[dict[str, Any]], bool],
                          also: set[str], page_size: int = PAGE) -> list[TeamAdmin]:
     """Return the team's admins and owners from users.list, and the members in `also` who are
     still active members (not deactivated, not guests), in users.list's order."""
-    admins: list[TeamAdmin] = []
-    cursor: str | None = None
-    while True:
-        page = await client.users_list(limit=page_size, include_locale=True, cursor=cursor)
-        for user in page.get("members") or []:
-            if _active(user, team_id) and (is_admin(user) or user.get("id") in also):
-                locale, zone = user.get("locale"), user.get("tz")
-                admins.append(TeamAdmin(
-                    member_id=str(user["id"]),
-                    locale=supported(locale) if isinstance(locale, str) else None,
-                    zone=zone if isinstance(zone, str) else None))
-        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            return admins
+    members = await active_members(client, team_id, page_size=page_size)
+    return admins_among(members, is_admin=is_admin, also=also)

@@ -6,7 +6,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from billing.team_notices import TeamAdmin
 from bot.slack import role_of
-from bot.slack_admins import billing_admins
+from bot.slack_admins import SlackRoster, billing_admins
 from tests.fakes.slack import FakeSlack
 
 
@@ -32,3 +32,28 @@ async def test_admins_owners_and_the_installer_page_by_page() -> None:
             ("ada", "en"), ("cleo", "de"), ("fay", None)]
         assert found[1] == TeamAdmin(cleo.id, "de", "Europe/Vienna")
         assert len(slack.calls("users.list")) == 4  # 8 users, 2 a page
+
+
+async def test_the_roster_asks_slack_once_a_minute_and_portier_each_time() -> None:
+    """Two notices in a row ask users.list once; a billing admin added in between counts at
+    once, as does one removed."""
+    with FakeSlack() as slack:
+        acme = slack.workspace("acme")
+        ada = slack.user(acme, "ada", is_admin=True)
+        bob = slack.user(acme, "bob")
+        added: list[str] = []
+        client = AsyncWebClient(token=acme.bot_token, base_url=slack.api_base)
+
+        async def client_for(team: str) -> AsyncWebClient:
+            return client
+
+        async def extra(team: str) -> list[str]:
+            return list(added)
+
+        roster = SlackRoster(client_for, lambda user: role_of(user) == "admin", extra=extra)
+        assert [a.member_id for a in await roster(acme.id)] == [ada.id]
+        added.append(bob.id)
+        assert [a.member_id for a in await roster(acme.id)] == [ada.id, bob.id]
+        added.clear()
+        assert [a.member_id for a in await roster(acme.id)] == [ada.id]
+        assert len(slack.calls("users.list")) == 1
