@@ -153,7 +153,8 @@ def _open(team: Team, customer: str, *, required: bool = True) -> Any:
 async def test_renewal_reminders_and_expiring_cards_reach_the_admins(team: Team) -> None:
     """An admin's App Home lists the team's invoices, a member's has no such button. The
     scans find the team's renewal and its card: one reminder and one card notice per admin
-    (Team plan / View invoices, Update card), none to members, none twice."""
+    (Team plan / View invoices, Update card), none to members, none twice; an admin Slack
+    no longer knows is marked unreachable."""
     cleo = _owner(team)
     customer = await team.buy(2)
     billing = team.billing
@@ -198,3 +199,23 @@ async def test_renewal_reminders_and_expiring_cards_reach_the_admins(team: Team)
         (kind, f"{team.workspace.id}:{u.id}") for kind in ("team_renewal_reminder",
                                                           "team_card_expiring")
         for u in (team.admin, cleo))
+
+    # The 1-day reminder: Slack says Cleo is gone (user_not_found): hers is unreachable, and
+    # Ada's goes out all the same.
+    team.slack.fail_next("chat.postMessage", status=200, error="user_not_found",
+                         channel=cleo.id)
+    await scan_renewals(billing.db, billing.catalog, billing.prices,
+                        now=ends - timedelta(hours=23), rosters=billing.rosters)
+    await _send_now(team)
+    assert "renews on" in (await _dm(team, team.admin, "*Renewal reminder*")).content
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        async with billing.db.session() as session:
+            last = {n.chat_id: (n.status, n.last_error) for n in await session.scalars(
+                select(Notice).where(Notice.dedupe_key.like("renewal_reminder:%:1d@%")))}
+        if all(status not in ("pending", "sending") for status, _ in last.values()):
+            break
+        assert asyncio.get_running_loop().time() < deadline, last
+        await asyncio.sleep(0.05)
+    assert last == {f"{team.workspace.id}:{team.admin.id}": ("sent", None),
+                    f"{team.workspace.id}:{cleo.id}": ("unreachable", "user_not_found")}
