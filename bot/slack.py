@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -77,6 +78,7 @@ class SlackChannel:
     def __init__(self, settings: Settings, portal: Portal) -> None:
         self.settings = settings
         self.portal = portal
+        self._session: aiohttp.ClientSession | None = None  # opened by start()
         self.client = self._new_client(secret(settings.slack_bot_token) or None)
         self.store: EncryptedInstallationStore | None = None
         if settings.slack_oauth and settings.slack_bot_token is None:
@@ -87,7 +89,8 @@ class SlackChannel:
                                 process_before_response=False)
         self.handler = AsyncSlackRequestHandler(self.app)
         self.slack_app = SlackApp(self._user, self._installer if self.store else None,
-                                  admins=self._billing_admins, conversation=self._channel_info)
+                                  admins=self._billing_admins, conversation=self._channel_info,
+                                  directory=self._directory)
         self._counted: Callable[[], None] | None = None
         self.app.middleware(self._dedupe)
         self.app.command("/billing")(self.on_command)
@@ -101,7 +104,7 @@ class SlackChannel:
 
     def _new_client(self, token: str | None) -> AsyncWebClient:
         return AsyncWebClient(
-            token=token, base_url=self.settings.slack_api_base,
+            token=token, base_url=self.settings.slack_api_base, session=self._session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
                             AsyncServerErrorRetryHandler(max_retry_count=2)])
 
@@ -163,6 +166,12 @@ class SlackChannel:
 
     async def start(self) -> None:
         """Register the ChatApp with the portal, and who a team's notices go to."""
+        # One aiohttp session for every Web API call, Bolt's per-request clients included
+        # (they take the app client's): without it slack_sdk opens a session and a
+        # connection for each call, which under a burst of commands slowed every ack.
+        if self._session is None:
+            self._session = self.client.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30))  # slack_sdk's own default timeout
         self.portal.register(self.slack_app)
         self.portal.billing.rosters[CHANNEL] = SlackRoster(
             self._client_for, lambda user: role_of(user) == ADMIN,
@@ -236,6 +245,18 @@ class SlackChannel:
         """Return the members an admin made billing admins (Portier's own record)."""
         async with self.portal.billing.db.session() as session:
             return await teams.billing_admins(session, channel=CHANNEL, team_id=team)
+
+    async def _directory(self, team: str) -> list[dict[str, Any]]:
+        """Return the workspace's users (users.list, 200 a page, at most 10 pages)."""
+        members: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(10):
+            page = await self._web().users_list(limit=200, cursor=cursor)
+            members += [dict(u) for u in page.get("members") or [] if isinstance(u, dict)]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return members
 
     async def _channel_info(self, team: str, channel: str) -> dict[str, Any]:
         """Return conversations.info's channel (channel_not_found for another workspace's)."""
