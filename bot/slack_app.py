@@ -36,11 +36,13 @@ class SlackApp:
     def __init__(self, users: Callable[[str, str], Any],
                  installer: Callable[[str], Any] | None = None, *,
                  admins: Callable[[str], Any] | None = None,
-                 conversation: Callable[[str, str], Any] | None = None) -> None:
+                 conversation: Callable[[str, str], Any] | None = None,
+                 directory: Callable[[str], Any] | None = None) -> None:
         self._users = users  # (team, user) -> awaitable users.info user object
         self._installer = installer  # team -> awaitable id of who installed the app
         self._admins = admins  # team -> awaitable ids of its billing admins (the roster)
         self._conversation = conversation  # (team, id) -> awaitable conversations.info
+        self._directory = directory  # team -> awaitable users.list members (typed names)
 
     def private_chat_url(self) -> str | None:
         """Return no URL: the app's messages tab is found in Slack itself."""
@@ -87,6 +89,8 @@ class SlackApp:
         mention), as users.info has them now; None for anyone not of this workspace."""
         member = _picked_id(picked)
         if member is None or member[0] not in "UW":
+            member = await self._named(team, picked)
+        if member is None:
             return None
         try:
             user = await self._users(team, member)
@@ -98,6 +102,22 @@ class SlackApp:
         name = user.get("real_name") or user.get("name") or member
         return TeamMember(id=member, name=str(name)[:64],
                           role=await self._role(team, member, user))
+
+    async def _named(self, team: str, typed: str) -> str | None:
+        """Return the id of the one member whose name, display name or real name was typed
+        (where no picker was at hand), or None when none or several have it."""
+        wanted = typed.strip().lstrip("@").casefold()
+        if self._directory is None or not wanted:
+            return None
+        try:
+            members = await self._directory(team)
+        except SlackApiError as error:
+            log.info("users.list failed: %s", error_code(error))
+            return None
+        found = {str(u.get("id")) for u in members if wanted in (
+            str(u.get("name") or "").casefold(), str(u.get("real_name") or "").casefold(),
+            str((u.get("profile") or {}).get("display_name") or "").casefold())}
+        return next(iter(found)) if len(found) == 1 else None
 
     async def team_conversation(self, team: str, picked: str) -> str | None:
         """Return the channel picked if it is the workspace's and the app is in it."""
