@@ -39,7 +39,8 @@ HELP = """\
 Type a /command, the number of a button, or a message. Helpers:
   :as NAME     play someone else: telegram (the customer), slack-admin or slack-member
                (a Slack workspace's admin and member); :as alone lists who is who
-  :home        as a Slack person: open the app's App Home tab
+  :home        as a Slack person: open the app's App Home tab (a modal's user or channel
+               picker takes a typed name: slack-member, max, billing)
   :time +30d   move Stripe's clock ahead (h, d, w or y) so renewals happen
   :card        list the test cards; "2 decline" presses button 2 paying with one
   :help        this help
@@ -84,7 +85,7 @@ class Persona:
     about: str = "the Telegram customer"
     buttons: list[Button] = field(default_factory=list)
     expect_text: bool = False
-    waiting: list[Reply] = field(default_factory=list)
+    waiting: list[tuple[Reply, str]] = field(default_factory=list)  # and where it was sent
     settles = False  # wait for the notices each action causes before reading on
     first = "/start"  # what to type first
 
@@ -98,9 +99,17 @@ class Persona:
         "reply" (an answer), "pushed" (a notice) or "home" (a home tab)."""
         return render(reply, bold=bold), numbered(reply)
 
+    def shown(self, reply: Reply) -> None:
+        """Note what a reply shown to this persona asks of them (an answer, or not)."""
+        self.expect_text = reply.expect_text
+
     async def command(self, portal: Portal, name: str, args: str) -> list[Reply] | str:
         """Answer a typed `/command` (or say why this chat app has no such command)."""
         return await portal.command(self.actor, name, args)
+
+    async def press(self, portal: Portal, action: str) -> list[Reply]:
+        """Answer the press of a button carrying `action`."""
+        return await portal.button(self.actor, action)
 
     async def say(self, portal: Portal, text: str) -> list[Reply] | str:
         """Answer free text (or say why it goes nowhere)."""
@@ -174,20 +183,22 @@ class Console:
         await self.deliver(self.personas[TELEGRAM], reply, issue=issue)
 
     async def deliver(self, persona: Persona, reply: Reply, *,
-                      issue: Callable[[], Awaitable[None]] | None = None) -> None:
+                      issue: Callable[[], Awaitable[None]] | None = None,
+                      where: str = "pushed", announce: bool = True) -> None:
         """Push a message to a persona: printed now if they are typing, else kept for when
-        the user switches to them (with a line saying so)."""
+        the user switches to them (with a line saying so, unless not to `announce`)."""
         if issue is not None:  # the outbox marks the notice `sending` now
             await issue()
         if self._prompting:
             self.out.write("\n")
         if persona is self.persona:
-            self.show([reply], where="pushed")
+            self.show([reply], where=where)
         else:
-            persona.waiting.append(reply)
+            persona.waiting.append((reply, where))
             about = next(iter((reply.title or reply.text).splitlines()), "…")
-            self.note(f"[to {persona.name}] a new message: “{about}” "
-                      f"(:as {persona.name} to read it)")
+            if announce:
+                self.note(f"[to {persona.name}] a new message: “{about}” "
+                          f"(:as {persona.name} to read it)")
         if self._prompting:
             self._prompt()
 
@@ -199,7 +210,7 @@ class Console:
             self.out.write(text + "\n")
             if buttons or reply.edit:  # an edit replaces the message and its buttons
                 persona.buttons = buttons
-            persona.expect_text = reply.expect_text
+            persona.shown(reply)
         self.out.flush()
 
     def _answer(self, answered: list[Reply] | str, *, where: str = "reply") -> None:
@@ -265,7 +276,7 @@ class Console:
         if button.url:
             await self.open(button.url, card)
         elif button.action:
-            self.show(await self.portal.button(self.actor, button.action))
+            self.show(await self.persona.press(self.portal, button.action))
             if self.persona.settles:
                 await self._settle()
 
@@ -309,7 +320,8 @@ class Console:
         waiting, persona.waiting = persona.waiting, []
         self.note(f"You are {persona.name} now: {persona.about}."
                   + (f" {len(waiting)} new message(s) for you:" if waiting else ""))
-        self.show(waiting, where="pushed")
+        for reply, where in waiting:
+            self.show([reply], where=where)
 
     async def _settle(self) -> None:
         # Let webhooks land and their notices print before the next line is read.

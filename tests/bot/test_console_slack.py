@@ -9,15 +9,14 @@ from typing import Any, cast
 
 import pytest
 
-from billing.team_notices import TeamAdmin
 from bot.console import Console
-from bot.console_slack import TEAM_ID, DemoWorkspace, block_text, modal_text
+from bot.console_slack import TEAM_ID, DemoWorkspace, block_text, modal_text, picked
 from bot.outbox import Unreachable
-from bot.slack import SlackApp
+from bot.slack_app import SlackApp
 from bot.slack_render import answer_modal, blocks
 from handlers.context import Actor
 from handlers.flows.team import ADMIN, MEMBER, NOBODY
-from handlers.replies import Button, Reply, rows
+from handlers.replies import CONVERSATION, USER, Button, Reply, rows
 
 
 class NoPortal:
@@ -76,10 +75,24 @@ def test_a_modal_is_a_prompt() -> None:
                                 "└ [Continue]  (type your answer; a /command closes it)"]
 
 
+def test_a_picker_takes_a_typed_name() -> None:
+    """A user or channel picker shows what to type; a typed name becomes the id Slack's
+    picker would send, anything else is passed on as typed (SlackApp refuses it)."""
+    view = answer_modal(Reply("Who gets a seat?", expect_text=True, pick=USER),
+                        title="Billing", submit="Continue", label="Your answer",
+                        metadata={"channel": ""})
+    assert "│ Your answer: ▾ (pick a person: type slack-member, a name or a U… id)" in \
+        modal_text(view)
+    for typed in ("slack-member", "Max", "@max", "max member", "u0member"):
+        assert picked(USER, typed) == "U0MEMBER"
+    assert picked(CONVERSATION, "#billing") == picked(CONVERSATION, "billing") == "C0BILLING"
+    assert picked(USER, "U0NOBODY") == "U0NOBODY" and picked(None, "max") == "max"
+
+
 async def test_roles_come_from_the_directory_through_slacks_app(
         team: tuple[Console, DemoWorkspace, NoPortal]) -> None:
     """Slack's own ChatApp decides roles from the directory's users.info: Ada is an admin,
-    Max a member, anyone else (or another workspace) nobody; the roster names Ada."""
+    Max a member, anyone else (or another workspace) nobody."""
     console, _, portal = team
     app = portal.apps["slack"]
     assert isinstance(app, SlackApp)
@@ -90,9 +103,7 @@ async def test_roles_come_from_the_directory_through_slacks_app(
     assert await app.team_role(member.actor) == MEMBER
     stranger = Actor("slack", "T0OTHER:U0ADMIN", "T0OTHER:U0ADMIN", True)
     assert await app.team_role(stranger) == NOBODY
-    roster = portal.billing.rosters["slack"]  # who the team's notices go to
-    assert await roster(TEAM_ID) == [TeamAdmin("U0ADMIN", "en", "UTC")]
-    assert await roster("T0OTHER") == []
+    assert await portal.billing.rosters["slack"]("T0OTHER") == []  # the demo's team only
 
 
 async def test_messages_wait_for_the_persona_they_are_for(
@@ -141,3 +152,26 @@ async def test_slack_people_type_only_what_slack_takes(
     await console.handle(":as telegram")
     await console.handle(":home")
     assert "Only Slack has an App Home" in output(console)
+
+
+async def test_channel_posts_reach_everyone_and_copies_are_replaced(
+        team: tuple[Console, DemoWorkspace, NoPortal]) -> None:
+    """A post in #billing is shown to whoever types and waits for the other (announced
+    once); #general, where the app is not, is unreachable. A reply that replaces a message
+    sent to several people (a seat request) replaces the copy still waiting for the other."""
+    console, workspace, _ = team
+    await console.handle(":as slack-admin")
+    output(console)
+    await workspace.send(f"{TEAM_ID}:C0BILLING", Reply("Max asks for a seat.", ref="req:1",
+                                                       buttons=rows(Button("Approve", "ok"))))
+    shown = output(console)
+    assert "slack › in #billing" in shown and shown.count("[to slack-member]") == 1
+    with pytest.raises(Unreachable):
+        await workspace.send(f"{TEAM_ID}:C0GENERAL", Reply("hi"))
+    decided = Reply("Approved by Ada.", replaces="req:1", edit=True)
+    admin = console.personas["slack-admin"]
+    assert await workspace.answered(admin, [decided]) == [decided]  # type: ignore[arg-type]
+    await console.handle(":as slack-member")
+    shown = output(console)
+    assert "Max asks" not in shown and "slack › DM from Portier (updated)" in shown
+    assert "Approved by Ada." in shown and console.buttons == []

@@ -190,6 +190,67 @@ async def test_a_slack_team_buys_seats_and_approves_a_request(
     assert typed[-1] == "telegram: /start"
 
 
+TEAM_TOOLS = """\
+:as slack-admin
+/billing
+1
+2
+1
+# Billing channel: #general (the app is not in it), then #billing
+/billing
+6
+general
+/billing
+6
+billing
+# Assign a seat: the user picker takes a typed name
+/billing
+2
+slack-member
+# Billing admins: someone not of the workspace
+/billing
+7
+1
+U0NOBODY
+# Max becomes a billing admin: the team's notices (a card update) reach him too
+/billing
+7
+1
+max
+/billing
+4
+1
+:as slack-member
+"""
+
+
+async def test_a_slack_admin_sets_the_billing_channel_and_assigns_a_seat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channel and user pickers are modals answered by a typed name: a channel without the
+    app is refused, #billing gets the audit lines, Max gets a seat and a DM; a user id of
+    no one in the workspace cannot become a billing admin, Max can, and then the team's
+    notices (a card update) reach him as well as Ada."""
+    answers = dict(exchanges(await demo(tmp_path, monkeypatch, TEAM_TOOLS)))  # the last of each
+    assert "▾ (pick a channel: type billing" in answers["slack-admin: 6"]
+    assert "▾ (pick a person: type slack-member" in answers["slack-admin: 2"]
+    assert "I can't post in that channel." in answers["slack-admin: general"]
+    channel = answers["slack-admin: billing"]
+    assert "slack › in #billing" in channel and "made this the billing channel" in channel
+    assigned = answers["slack-admin: slack-member"]
+    assert "Max Member now holds a seat (1 of 2 assigned)." in assigned
+    assert "[to slack-member] a new message:" in assigned and "slack › in #billing" in assigned
+    assert "Only members of this workspace can be billing admins" in answers[
+        "slack-admin: U0NOBODY"]
+    assert "Max Member is now a billing admin." in answers["slack-admin: max"]
+    card = answers["slack-admin: 1"]  # the Update card link, opened
+    assert "Saved Visa 4242 as the card" in card and "slack › DM from Portier" in card
+    assert "[to slack-member] a new message: “Card updated" in card
+    member = answers["slack-admin: :as slack-member"]
+    assert "gave you a seat" in member and "made you a billing admin" in member
+    assert member.count("slack › in #billing") == 2  # the channel's posts, seen by Max too
+    assert member.count("Card updated") == 1
+
+
 def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
     """`portier demo --help` explains the command and exits 0."""
     with pytest.raises(SystemExit) as exited:
