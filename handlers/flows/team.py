@@ -330,6 +330,9 @@ async def request(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
     if held:
         return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
     chats = [] if waiting else await _deciders(ctx, acting)
+    params: dict[str, Any] = {"member": member, "team": team, "name": ctx.actor.name or member}
+    if chats:
+        params |= await _buying(ctx, acting)
     async with ctx.billing.db.session() as session:
         fresh = await teams.request_seat(session, channel=channel, team_id=team,
                                          user_id=member)
@@ -337,18 +340,38 @@ async def request(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
         for chat in chats if fresh else []:
             await enqueue(session, dedupe_key=f"seat_request:{team}:{member}:{stamp}:{chat}",
                           channel=channel, user_id=chat, chat_id=chat, kind=SEAT_REQUEST,
-                          params={"member": member, "team": team,
-                                  "name": ctx.actor.name or member})
+                          params=params)
     if not fresh:
         return [Reply(ctx.t("Your request is already with the billing admins. Nothing was "
                             "changed."))]
     return [Reply(ctx.t("Your request for a seat went to the billing admins."), edit=True)]
 
 
+async def _buying(ctx: Ctx, acting: Who) -> dict[str, Any]:
+    """Return, when no seat is free, what buying one costs (for the request's message)."""
+    try:
+        buy = await seat_to_buy(ctx.billing, customer_id=acting.customer,
+                                assigned=await assigned_count(ctx, acting.team))
+    except BillingError:  # no plan to preview, or at [team] max: the request goes as it is
+        return {}
+    if buy is None:
+        return {}
+    return {"prorated": buy.prorated, "per_period": buy.per_period, "currency": buy.currency,
+            "interval": buy.interval, "interval_count": buy.interval_count}
+
+
 def _seat_request(ctx: Ctx, params: dict[str, Any]) -> Reply:
     member, team = str(params.get("member") or ""), params.get("team")
-    return Reply(ctx.t("{name} asks for a seat of the team plan.",
-                       name=str(params.get("name") or member)),
+    text = ctx.t("{name} asks for a seat of the team plan.", name=str(params.get("name") or member))
+    if params.get("currency"):
+        currency = str(params["currency"])
+        text += "\n" + ctx.t(
+            "No seat is free: approving adds one, {amount} prorated on your next invoice, then "
+            "{then} {per}.", amount=ctx.money(int(params.get("prorated") or 0), currency),
+            then=ctx.money(int(params.get("per_period") or 0), currency),
+            per=ctx.interval(str(params.get("interval") or "month"),
+                             int(params.get("interval_count") or 1)))
+    return Reply(text,
                  title=ctx.t("Seat request"), buttons=rows(
                      Button(ctx.t("Approve"), action=f"team:approve:{member}"),
                      Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2),

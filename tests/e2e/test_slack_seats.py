@@ -150,7 +150,8 @@ async def test_a_request_reaches_every_billing_admin_and_the_first_decision_wins
     await team.world.settle()
     copies = {user.name: await team.slack.next_message(user)
               for user in (team.admin, dan, carol)}
-    assert all("bob asks for a seat" in c.content for c in copies.values())
+    assert all("bob asks for a seat" in c.content and "No seat is free" not in c.content
+               for c in copies.values())
     await team.driver.press(carol, copies["carol"], "Approve")  # a billing admin decides
     for user in (team.admin, dan, carol):
         updated = await team.slack.next_message(user)

@@ -251,6 +251,8 @@ async def test_an_approved_request_buys_a_seat_only_when_none_is_free(team: Team
     await team.world.settle()
     asked = await team.slack.next_message(team.admin)
     assert "asks for a seat" in asked.content
+    assert "No seat is free: approving adds one, €" in asked.content, asked.content
+    assert "then €16.00 per month" in asked.content  # team_seat_monthly: EUR 8.00 a seat
     await team.driver.press(team.admin, asked, "Approve")
     decided = await team.slack.next_message(team.admin)  # the request's message, updated
     assert (decided.ts, decided.edited) == (asked.ts, True)
