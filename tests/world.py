@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -195,11 +196,20 @@ class World:
         return user, customer
 
 
+FAST_CHAT_PACE = 0.05
+
+
 @contextlib.asynccontextmanager
 async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
-                     send_rate: int = 30,
+                     send_rate: int = 30, chat_pace: float | None = FAST_CHAT_PACE,
                      admin_ids: frozenset[int] = frozenset()) -> AsyncIterator[World]:
-    """Start a sandbox, a fake Telegram and Portier against them."""
+    """Start a sandbox, a fake Telegram and Portier against them.
+
+    `chat_pace` (seconds) stands in for Telegram's one pushed message a second per chat:
+    a test of a notice, a card update and a receipt in one chat would otherwise wait a
+    second for each. The real pace is Portier's default and `chat_pace=None` keeps it; the
+    outbox's tests of pacing do.
+    """
     sandbox = Sandbox(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET)
     box = SandboxServer(sandbox)
     stripe_base = box.start()
@@ -224,6 +234,9 @@ async def make_world(database_url: str, tmp_path: Path, *, webhook: bool = True,
     try:
         async with running(settings, sock=sock, worker_interval=0.5) as service, \
                 httpx.AsyncClient(timeout=30) as http:
+            if chat_pace is not None:
+                pacing = service.outbox.pace.pacing
+                pacing["telegram"] = dataclasses.replace(pacing["telegram"], per_chat=chat_pace)
             yield World(sandbox=sandbox, telegram=telegram, service=service, settings=settings,
                         http=http)
     finally:

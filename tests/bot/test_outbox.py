@@ -116,6 +116,7 @@ async def test_idle_waits_for_a_notice_that_fell_due_to_be_recorded(world: World
 
 async def test_one_message_a_second_per_chat(world: World) -> None:
     """Three notices for one chat go out at least a second apart."""
+    _outbox(world).pace.pacing["telegram"] = TelegramChannel.pacing  # the world's is faster
     user = world.user()
     for n in range(3):
         await _queue(world, user, f"plan_changed:sub_1:evt_{n}")

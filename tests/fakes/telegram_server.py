@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from sandbox.server import QuickServer
+
 
 class ThreadedServer:
     """A uvicorn server in a background thread, so code in the test's loop talks real HTTP."""
@@ -18,7 +20,7 @@ class ThreadedServer:
     def __init__(self, app: ASGIApp) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
+        self._server = QuickServer(config)
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> str:
@@ -35,7 +37,7 @@ class ThreadedServer:
 
     def stop(self) -> None:
         """Stop serving and wait for the thread to end."""
-        self._server.should_exit = True
+        self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -50,7 +52,7 @@ async def serve(app: ASGIApp, timeout: float = 10.0) -> AsyncIterator[str]:
     """
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                             lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = QuickServer(config)
     task = asyncio.create_task(server.serve(), name="serve")
     deadline = time.monotonic() + timeout
     while not server.started:
@@ -63,5 +65,5 @@ async def serve(app: ASGIApp, timeout: float = 10.0) -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         await task
