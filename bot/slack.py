@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from billing import teams
@@ -53,6 +53,7 @@ from bot.slack_render import (
     fallback,
     pick_block,
 )
+from bot.slack_requests import malformed
 from handlers.context import Actor
 from handlers.flows.team_access import ADMIN
 from handlers.i18n import N_, pick_locale, translate
@@ -207,6 +208,10 @@ class SlackChannel:
         """Hand the request to Bolt (which answers 401 to a bad or old signature)."""
         if self._counted is not None:
             self._counted()
+        why = malformed(await request.body(), request.headers.get("content-type"))
+        if why is not None:  # what was sent is not logged: it came from outside
+            log.warning("Slack request refused: %s", why)
+            return JSONResponse({"error": "malformed request"}, status_code=400)
         return await self.handler.handle(request)
 
     # -- Bolt listeners --------------------------------------------------------------------
