@@ -10,13 +10,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
+import httpx
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import func, select
 
+from billing.slack_models import slack_bots
+from bot.service import bind, running
 from tests.e2e.slack_world import Team, slack_team
+from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import Delivery
 from tests.world import World
 
@@ -78,12 +86,17 @@ async def _post(team: Team, body: bytes, content_type: str) -> Delivery:
 
 
 @pytest.mark.parametrize("name", list(BODIES))
-async def test_signed_hostile_requests_get_a_4xx_and_change_nothing(team: Team,
-                                                                   name: str) -> None:
-    """Each gets 400, is logged, and leaves the app answering the next command."""
+async def test_signed_hostile_requests_get_a_4xx_and_change_nothing(
+        team: Team, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Each gets 400, is logged (not what was sent, nor the secret), and leaves the app
+    answering the next command."""
+    caplog.set_level(logging.INFO)
     body, content_type = BODIES[name]
     delivery = await _post(team, body, content_type)
     assert delivery.status == 400, (delivery.status, delivery.text[:200])
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Slack request refused" in logged
+    assert team.slack.signing_secret not in logged and "[[[[" not in logged
     assert team.slack.ephemerals(team.admin) == []
     await team.slack.assert_no_message(team.admin)
     answer = await team.billing_command(team.admin)  # the app still serves
@@ -104,3 +117,36 @@ async def test_a_lone_surrogate_in_a_command_is_answered_as_text(team: Team) -> 
     assert delivery.status == 200
     answer = await team.slack.next_ephemeral(team.admin)
     assert "Team plan" in answer.content, answer.content
+
+
+@pytest.mark.parametrize("query", [
+    "code=abc&state=forged",  # a state Portier never issued
+    "code=abc",  # no state
+    "code=%ED%A0%80&state=%ED%A0%80",  # a UTF-8-encoded surrogate
+    "code=" + "a" * 4000 + "&state=" + "b" * 4000,
+    "code[]=1&state[]=2&state=3",
+])
+async def test_a_hostile_oauth_redirect_stores_nothing(world: World, query: str) -> None:
+    """Bolt's OAuth redirect answers a state it did not issue, or a declined install, with
+    its failure page (4xx), stores no installation and calls no oauth.v2.access
+    (https://api.slack.com/authentication/oauth-v2: check the state before exchanging)."""
+    with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
+        sock = bind("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = world.settings.model_copy(update={
+            "slack_signing_secret": SecretStr(slack.signing_secret),
+            "slack_client_id": slack.client_id,
+            "slack_client_secret": SecretStr(slack.client_secret),
+            "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
+            "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
+            "telegram_bot_token": None, "slack_bot_token": None})
+        async with running(settings, sock=sock) as service, httpx.AsyncClient() as client:
+            answer = await client.get(f"{service.url}/slack/oauth_redirect?{query}")
+            assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:200])
+            # (A declined install, `error=access_denied`, gets Bolt's failure page with 200:
+            # the person said no, nothing was sent wrong.)
+            async with service.runtime.billing.db.session() as session:
+                stored = await session.scalar(select(func.count()).select_from(slack_bots))
+            assert stored == 0
+            assert slack.calls("oauth.v2.access") == []
+            assert (await client.get(f"{service.url}/healthz")).status_code == 200
