@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from billing import seats, teams
 from billing.links import find_link
+from bot.service import Service, bind, running
 from bot.slack import SlackChannel
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
@@ -92,3 +94,21 @@ async def slack_team(world: World) -> AsyncIterator[Team]:
         finally:
             service.worker.senders.pop("slack", None)
             await channel.stop()
+
+
+@contextlib.asynccontextmanager
+async def oauth_service(world: World, slack: FakeSlack) -> AsyncIterator[Service]:
+    """Run Portier serving Slack by OAuth (no SLACK_BOT_TOKEN, no Telegram) against the fake
+    Slack, on a port of its own whose redirect URI the fake knows."""
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = world.settings.model_copy(update={
+        "slack_signing_secret": SecretStr(slack.signing_secret),
+        "slack_client_id": slack.client_id,
+        "slack_client_secret": SecretStr(slack.client_secret),
+        "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
+        "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
+        "telegram_bot_token": None, "slack_bot_token": None})
+    slack.redirect_uri = f"{url}/slack/oauth_redirect"
+    async with running(settings, sock=sock) as service:
+        yield service

@@ -17,13 +17,10 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from billing.slack_models import slack_bots
-from bot.service import bind, running
-from tests.e2e.slack_world import Team, slack_team
+from tests.e2e.slack_world import Team, oauth_service, slack_team
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import Delivery
 from tests.world import World
@@ -131,16 +128,7 @@ async def test_a_hostile_oauth_redirect_stores_nothing(world: World, query: str)
     its failure page (4xx), stores no installation and calls no oauth.v2.access
     (https://api.slack.com/authentication/oauth-v2: check the state before exchanging)."""
     with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
-        sock = bind("127.0.0.1", 0)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = world.settings.model_copy(update={
-            "slack_signing_secret": SecretStr(slack.signing_secret),
-            "slack_client_id": slack.client_id,
-            "slack_client_secret": SecretStr(slack.client_secret),
-            "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
-            "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
-            "telegram_bot_token": None, "slack_bot_token": None})
-        async with running(settings, sock=sock) as service, httpx.AsyncClient() as client:
+        async with oauth_service(world, slack) as service, httpx.AsyncClient() as client:
             answer = await client.get(f"{service.url}/slack/oauth_redirect?{query}")
             assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:200])
             # (A declined install, `error=access_denied`, gets Bolt's failure page with 200:

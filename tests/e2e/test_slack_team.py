@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -19,7 +18,7 @@ from billing import teams
 from billing.slack_models import ChatEvent, slack_bots
 from bot.service import bind, running
 from bot.slack import SlackChannel
-from tests.e2e.slack_world import Team, slack_team
+from tests.e2e.slack_world import Team, oauth_service, slack_team
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
 from tests.world import World
@@ -307,17 +306,7 @@ async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
     with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
         workspace = slack.workspace("acme", install=False)
         owner = slack.user(workspace, "olga")  # a plain member who installs the app
-        sock = bind("127.0.0.1", 0)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = world.settings.model_copy(update={
-            "slack_signing_secret": SecretStr(slack.signing_secret),
-            "slack_client_id": slack.client_id,
-            "slack_client_secret": SecretStr(slack.client_secret),
-            "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
-            "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
-            "telegram_bot_token": None, "slack_bot_token": None})
-        slack.redirect_uri = f"{url}/slack/oauth_redirect"
-        async with running(settings, sock=sock) as service, \
+        async with oauth_service(world, slack) as service, \
                 SlackDriver(slack, service.url) as driver:
             done = await driver.install(owner)
             assert done.status_code == 200, done.text
