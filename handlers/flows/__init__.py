@@ -11,6 +11,7 @@ from handlers.flows import (
     help,
     invoices,
     plan,
+    seat_requests,
     settings,
     start,
     stats,
@@ -21,5 +22,5 @@ from handlers.flows import (
 )
 
 __all__ = ["assign", "audit", "broadcast", "cancel", "card", "change", "forget", "help",
-           "invoices", "plan", "settings", "start", "stats", "subscribe", "team",
-           "team_admins", "team_invoices"]
+           "invoices", "plan", "seat_requests", "settings", "start", "stats", "subscribe",
+           "team", "team_admins", "team_invoices"]

@@ -1,5 +1,5 @@
-"""Teams (SPEC §6b): `/billing` for a workspace's admins and members, the team plan, seats,
-seat requests.
+"""Teams (SPEC §6b): `/billing` for a workspace's admins and members, the team plan, seats
+(seat requests: handlers.flows.seat_requests).
 
 Channel-neutral: who acts and whether they may is `handlers.flows.team_access`, asked afresh
 on every action (a demoted admin loses it at once). Team ids come only from the actor, which
@@ -10,14 +10,12 @@ ids cannot be smuggled in.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from billing import teams
 from billing.card_links import card_link
 from billing.errors import BillingError
 from billing.links import redeem_token
-from billing.notices import enqueue
 from billing.seats import (
     BelowAssigned,
     SameSeats,
@@ -25,7 +23,6 @@ from billing.seats import (
     SeatsOutOfRange,
     confirm_seats,
     preview_seats,
-    seat_to_buy,
     start_team_checkout,
     team_overview,
 )
@@ -48,7 +45,6 @@ from handlers.router import router
 
 __all__ = ["ADMIN", "MEMBER", "NOBODY", "TeamApp"]
 START_SEATS, CHANGE_SEATS = "team_start_seats", "team_seats"
-SEAT_REQUEST, SEAT_DECIDED = "seat_request", "seat_decided"  # notice kinds
 _NUMBER = re.compile(r"\s*(\d{1,6})\s*")
 
 
@@ -297,93 +293,6 @@ async def confirm(ctx: Ctx, acting: Who, match: re.Match[str]) -> list[Reply]:
                   buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
 
 
-def request_ref(team: str, member: str) -> str:
-    """Name the messages that carry a member's seat request (one copy for each admin)."""
-    return f"seat_request:{team}:{member}"
-
-
-async def _deciders(ctx: Ctx, acting: Who) -> list[str]:
-    """Return the chats a seat request goes to: the billing channel if set, else the DM of
-    every billing admin (the team's own admins and those added), else the linking admin's."""
-    channel = ctx.actor.channel
-    async with ctx.billing.db.session() as session:
-        where = await teams.billing_channel(session, channel=channel, team_id=acting.team)
-        added = await teams.billing_admins(session, channel=channel, team_id=acting.team)
-    if where is not None:
-        return [f"{acting.team}:{where}"]
-    admins = dict.fromkeys([*await acting.app.team_admins(acting.team), *added])
-    chats = [f"{acting.team}:{admin}" for admin in admins]
-    if not chats and acting.link is not None:
-        chats = [acting.link.chat_id]
-    return chats
-
-
-@router.button("team:request")
-@team_action(admin=False, linked=True)
-async def request(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]:
-    """Record a member's request for a seat (once; not for a seat already held) and, in the
-    same transaction, the notices that ask every billing admin to decide."""
-    channel, team, member = ctx.actor.channel, acting.team, acting.member
-    async with ctx.billing.db.session() as session:
-        held = await teams.holds_seat(session, channel=channel, team_id=team, user_id=member)
-        waiting = member in await teams.seat_requests(session, channel=channel, team_id=team)
-    if held:
-        return [Reply(ctx.t("You already hold a seat. Nothing was changed."))]
-    chats = [] if waiting else await _deciders(ctx, acting)
-    params: dict[str, Any] = {"member": member, "team": team, "name": ctx.actor.name or member}
-    if chats:
-        params |= await _buying(ctx, acting)
-    async with ctx.billing.db.session() as session:
-        fresh = await teams.request_seat(session, channel=channel, team_id=team,
-                                         user_id=member)
-        stamp = time.time_ns()
-        for chat in chats if fresh else []:
-            await enqueue(session, dedupe_key=f"seat_request:{team}:{member}:{stamp}:{chat}",
-                          channel=channel, user_id=chat, chat_id=chat, kind=SEAT_REQUEST,
-                          params=params)
-    if not fresh:
-        return [Reply(ctx.t("Your request is already with the billing admins. Nothing was "
-                            "changed."))]
-    return [Reply(ctx.t("Your request for a seat went to the billing admins."), edit=True)]
-
-
-async def _buying(ctx: Ctx, acting: Who) -> dict[str, Any]:
-    """Return, when no seat is free, what buying one costs (for the request's message)."""
-    try:
-        buy = await seat_to_buy(ctx.billing, customer_id=acting.customer,
-                                assigned=await assigned_count(ctx, acting.team))
-    except BillingError:  # no plan to preview, or at [team] max: the request goes as it is
-        return {}
-    if buy is None:
-        return {}
-    return {"prorated": buy.prorated, "per_period": buy.per_period, "currency": buy.currency,
-            "interval": buy.interval, "interval_count": buy.interval_count}
-
-
-def _seat_request(ctx: Ctx, params: dict[str, Any]) -> Reply:
-    member, team = str(params.get("member") or ""), params.get("team")
-    text = ctx.t("{name} asks for a seat of the team plan.", name=str(params.get("name") or member))
-    if params.get("currency"):
-        currency = str(params["currency"])
-        text += "\n" + ctx.t(
-            "No seat is free: approving adds one, {amount} prorated on your next invoice, then "
-            "{then} {per}.", amount=ctx.money(int(params.get("prorated") or 0), currency),
-            then=ctx.money(int(params.get("per_period") or 0), currency),
-            per=ctx.interval(str(params.get("interval") or "month"),
-                             int(params.get("interval_count") or 1)))
-    return Reply(text,
-                 title=ctx.t("Seat request"), buttons=rows(
-                     Button(ctx.t("Approve"), action=f"team:approve:{member}"),
-                     Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2),
-                 ref=request_ref(str(team), member) if team else None)
-
-
-def _seat_decided(ctx: Ctx, params: dict[str, Any]) -> Reply:
-    if params.get("approved"):
-        return Reply(ctx.t("Your request was approved: you now hold a seat of the team plan."))
-    return Reply(ctx.t("Your request for a seat was declined."))
-
-
 def _team_welcome(ctx: Ctx, _params: dict[str, Any]) -> Reply:
     return Reply(ctx.t("Your workspace's team plan is active. Members can now ask for a "
                        "seat with /billing."), title=ctx.t("Team plan started"),
@@ -391,90 +300,3 @@ def _team_welcome(ctx: Ctx, _params: dict[str, Any]) -> Reply:
 
 
 RENDERERS["team_welcome"] = _team_welcome
-RENDERERS[SEAT_REQUEST] = _seat_request
-RENDERERS[SEAT_DECIDED] = _seat_decided
-
-
-async def _seat_for(ctx: Ctx, customer_id: str, team: str) -> SeatPreview | Reply | None:
-    """Make sure a purchased seat is free: buy one, as previewed, when none is; return what
-    was bought (its preview), or why not."""
-    try:
-        buy = await seat_to_buy(ctx.billing, customer_id=customer_id,
-                                assigned=await assigned_count(ctx, team))
-        if buy is None:
-            return None
-        change = await confirm_seats(ctx.billing, customer_id=customer_id, seats=buy.seats,
-                                     proration_date=buy.proration_date, amount=buy.prorated,
-                                     assigned=await assigned_count(ctx, team))
-    except BillingError as error:
-        return failed(ctx, error)[0]
-    if change.outcome != "applied":
-        return Reply(ctx.t("The price changed since the preview. Please try again. Nothing "
-                           "was changed."))
-    return change.preview
-
-
-@team_action(admin=True, linked=True)
-async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[Reply]:
-    channel, team = ctx.actor.channel, acting.team
-    async with ctx.billing.db.session() as session:
-        # Claimed by a guarded DELETE: of two admins deciding at once, one wins.
-        claimed = await teams.drop_request(session, channel=channel, team_id=team,
-                                           user_id=member)
-    if not claimed:  # decided already (the first decision wins), or never asked
-        return [Reply(ctx.t("That request was already decided. Nothing was changed."))]
-    bought: SeatPreview | None = None
-    if approve:
-        outcome = await _seat_for(ctx, acting.customer, team)
-        if isinstance(outcome, Reply):  # nothing bought: the request waits again
-            async with ctx.billing.db.session() as session:
-                await teams.request_seat(session, channel=channel, team_id=team,
-                                         user_id=member)
-            return [outcome]
-        bought = outcome
-    picked = await acting.app.team_member(team, member)
-    name, by = picked.name if picked else member, ctx.actor.name or acting.member
-    overview = await team_overview(ctx.billing, customer_id=acting.customer) if approve else None
-    taken = False
-    async with ctx.billing.db.session() as session:
-        if approve:
-            await teams.hold_team(session, channel=channel, team_id=team)  # counted, then taken
-            taken = overview is None or await teams.seat_count(
-                session, channel=channel, team_id=team) >= overview.seats
-        if taken:  # another approval or assignment took the free seat: the request waits
-            await teams.request_seat(session, channel=channel, team_id=team, user_id=member)
-        elif approve:
-            await teams.assign_seat(session, channel=channel, team_id=team, user_id=member)
-            await audit(session, ctx, acting, "approved", member=name,
-                        before=bought.current_seats if bought else None,
-                        after=bought.seats if bought else None,
-                        amount=bought.prorated if bought else None,
-                        currency=bought.currency if bought else None)
-        if not taken:
-            requester = f"{team}:{member}"
-            await enqueue(session,
-                          dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
-                          channel=channel, user_id=requester, chat_id=requester,
-                          kind=SEAT_DECIDED, params={"approved": approve})
-    if taken:
-        return [Reply(ctx.t("The last free seat was just taken. Approve again to add one. "
-                            "Nothing was changed."))]
-    text = "\n".join([ctx.t("Approved: the member now holds a seat.") if approve
-                      else ctx.t("Declined. The member was told."),
-                      ctx.t("The request of {name}, decided by {by}.", name=name, by=by)])
-    # Every admin's copy of the request says how it was decided.
-    return [Reply(text, title=ctx.t("Seat request"), edit=True,
-                  replaces=request_ref(team, member),
-                  buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
-
-
-@router.button(r"team:approve:([A-Z0-9]{1,32})")
-async def approve(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
-    """Approve a member's seat request: buy a seat if none is free, assign it, tell them."""
-    return await _decide(ctx, match.group(1), approve=True)
-
-
-@router.button(r"team:deny:([A-Z0-9]{1,32})")
-async def deny(ctx: Ctx, match: re.Match[str]) -> list[Reply]:
-    """Decline a member's seat request and tell them."""
-    return await _decide(ctx, match.group(1), approve=False)
