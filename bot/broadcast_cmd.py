@@ -22,7 +22,8 @@ from pathlib import Path
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from billing import broadcasts
-from billing.broadcasts import BroadcastError, Progress, Segment
+from billing.broadcast_text import BroadcastError, check_html
+from billing.broadcasts import Progress, Segment
 from billing.catalog import load_catalog, resolve_prices
 from billing.db import Database
 from bot.runtime import make_gateway
@@ -102,7 +103,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> str:
                                             encoding="utf-8")).strip()
         except (OSError, UnicodeDecodeError) as error:
             raise BroadcastCommandError(f"{args.text_file}: cannot read it ({error})") from None
-        broadcasts.check_html(text)
+        check_html(text)
         segment = await _segment(settings, args)
         if args.dry_run:
             async with db.read() as s:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from billing.broadcasts import plain_text
+from billing.broadcast_text import plain_text
 from handlers import menus
 from handlers.context import Ctx
 from handlers.problems import decline_reason

@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billing import broadcasts
-from billing.broadcasts import BroadcastError, Progress, Segment
+from billing.broadcast_text import BroadcastError, check_button_url, check_html
+from billing.broadcasts import Progress, Segment
 from billing.models import utcnow
 from billing.state import expect, take
 from handlers.context import Ctx
@@ -82,7 +83,7 @@ async def take_answer(ctx: Ctx, text: str, data: dict[str, Any]) -> list[Reply]:
     step = data.get("step")
     if step == "text":
         try:
-            broadcasts.check_html(text)
+            check_html(text)
         except BroadcastError as error:
             await _save(ctx, data)
             return [_ask_text(ctx, str(error))]
@@ -91,7 +92,7 @@ async def take_answer(ctx: Ctx, text: str, data: dict[str, Any]) -> list[Reply]:
         return [_ask_button(ctx)]
     if step == "url":
         try:
-            data.update(url=broadcasts.check_button_url(text), step="segment")
+            data.update(url=check_button_url(text), step="segment")
         except BroadcastError as error:
             await _save(ctx, data)
             return [Reply(ctx.t("That link does not work: {problem}. Send an https:// link.",

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from billing import broadcasts
-from billing.broadcasts import BroadcastError, Segment
+from billing.broadcast_text import BroadcastError, check_html, plain_text
+from billing.broadcasts import Segment
 from billing.db import Database
 from billing.deliveries import claim, mark_unreachable
 from billing.mirror_models import MirrorSubscription
@@ -71,23 +72,23 @@ async def test_segments_pick_exactly_their_customers(db: Database) -> None:
 def test_html_telegram_refuses_is_an_error(text: str) -> None:
     """Markup outside Telegram's HTML subset is refused before anything is queued."""
     with pytest.raises(BroadcastError):
-        broadcasts.check_html(text)
+        check_html(text)
 
 
 def test_telegram_html_is_accepted() -> None:
     """Telegram's tags, links and entities pass and give the visible text."""
     text = ('<b>Sale</b> <i>now</i> &lt;3 <a href="https://x.example/a?b=1&amp;c=2">here</a> '
             '<span class="tg-spoiler">s</span> <pre><code class="language-py">x</code></pre>')
-    assert broadcasts.check_html(text) == "Sale now <3 here s x"
+    assert check_html(text) == "Sale now <3 here s x"
 
 
 def test_entities_errors_say_what_to_write() -> None:
     """A bare "&" or an entity Telegram does not know is named, with the fix."""
     with pytest.raises(BroadcastError, match='bare "&" at character 5: write &amp;'):
-        broadcasts.check_html("Tom & Jerry")
+        check_html("Tom & Jerry")
     with pytest.raises(BroadcastError, match='"&nbsp;" at character 1 is no entity'):
-        broadcasts.check_html("&nbsp;hi")
-    assert broadcasts.check_html("a &amp; b &quot;c&quot; &#8364; &#x20AC;") == 'a & b "c" € €'
+        check_html("&nbsp;hi")
+    assert check_html("a &amp; b &quot;c&quot; &#8364; &#x20AC;") == 'a & b "c" € €'
 
 
 def test_the_plain_text_spells_links_out() -> None:
@@ -95,7 +96,7 @@ def test_the_plain_text_spells_links_out() -> None:
     label (a label that is the address stays alone)."""
     text = ('<b>Sale</b>: <a href="https://x.example/a?b=1&amp;c=2">here</a>, '
             '<a href="https://y.example">https://y.example</a>\n<blockquote>q</blockquote>')
-    assert broadcasts.plain_text(text) == ("Sale: here (https://x.example/a?b=1&c=2), "
+    assert plain_text(text) == ("Sale: here (https://x.example/a?b=1&c=2), "
                                            "https://y.example\nq")
 
 
