@@ -22,7 +22,7 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackTokenRotationError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -35,13 +35,13 @@ from starlette.routing import BaseRoute, Route
 
 from billing import teams
 from bot.channels import Pacing
-from bot.outbox import Issue, Unreachable
+from bot.outbox import Issue, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
 from bot.slack_admins import SlackRoster
 from bot.slack_app import CHANNEL, SlackApp, clean_id, role_of
 from bot.slack_errors import error_code, outcome
-from bot.slack_oauth import EncryptedInstallationStore, authorize
+from bot.slack_oauth import EncryptedInstallationStore, FreshBots, authorize
 from bot.slack_render import (
     ACTION,
     ANSWER,
@@ -82,6 +82,7 @@ class SlackChannel:
         self._session: aiohttp.ClientSession | None = None  # opened by start()
         self.client = self._new_client(secret(settings.slack_bot_token) or None)
         self.store: EncryptedInstallationStore | None = None
+        self.bots: FreshBots | None = None  # OAuth: the stored bots, tokens rotated
         if settings.slack_oauth and settings.slack_bot_token is None:
             self.app = self._oauth_app(settings, portal)
         else:  # one workspace, SLACK_BOT_TOKEN
@@ -103,11 +104,15 @@ class SlackChannel:
         self.app.event("app_home_opened")(self.on_home)
         self.app.error(self.on_error)
 
-    def _new_client(self, token: str | None) -> AsyncWebClient:
+    def _new_client(self, token: str | None, *, retries: bool = True) -> AsyncWebClient:
+        """Return a Web API client. One answering inside an update retries a 429 once and a
+        5xx twice; an outbox push's (`retries=False`) retries nothing, not even a dropped
+        connection (slack_sdk's default), so that Slack's answer reaches the outbox at once
+        and the notice waits there, durably, for its Retry-After."""
         return AsyncWebClient(
             token=token, base_url=self.settings.slack_api_base, session=self._session,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-                            AsyncServerErrorRetryHandler(max_retry_count=2)])
+                            AsyncServerErrorRetryHandler(max_retry_count=2)] if retries else [])
 
     def _oauth_app(self, settings: Settings, portal: Portal) -> AsyncApp:
         """Build the app for many workspaces: Bolt's OAuth flow, installations in Portier's
@@ -116,6 +121,9 @@ class SlackChannel:
         self.store = EncryptedInstallationStore(str(settings.slack_client_id), engine,
                                                 secret(settings.data_key),
                                                 read_engine=portal.billing.db.read_engine)
+        self.bots = FreshBots(self.store, client_id=str(settings.slack_client_id),
+                              client_secret=secret(settings.slack_client_secret),
+                              client=self.client)
         oauth = AsyncOAuthSettings(
             client_id=str(settings.slack_client_id),
             client_secret=secret(settings.slack_client_secret), scopes=list(SCOPES),
@@ -127,9 +135,7 @@ class SlackChannel:
         # with a default client (slack.com) instead of this one (SLACK_API_BASE).
         app = AsyncApp(signing_secret=secret(settings.slack_signing_secret),
                        oauth_settings=oauth, installation_store=self.store,
-                       authorize=authorize(self.store, client_id=str(settings.slack_client_id),
-                                           client_secret=secret(settings.slack_client_secret),
-                                           client=self.client),
+                       authorize=authorize(self.bots),
                        client=self.client, process_before_response=False)
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked
         return app
@@ -145,14 +151,19 @@ class SlackChannel:
         """Return the client of the update being handled (its workspace's token)."""
         return _THIS_CLIENT.get() or self.client
 
-    async def _client_for(self, team: str) -> AsyncWebClient:
-        """Return a client with the workspace's bot token (for pushes, outside an update)."""
-        if self.store is None:
-            return self.client
-        bot = await self.store.async_find_bot(enterprise_id=None, team_id=team)
+    async def _client_for(self, team: str, *, retries: bool = True) -> AsyncWebClient:
+        """Return a client with the workspace's bot token (for pushes, outside an update),
+        rotated first if it expires soon (once, with Bolt's authorize and other pushes)."""
+        if self.bots is None:
+            return self.client if retries else self._new_client(self.client.token,
+                                                                retries=False)
+        try:
+            bot = await self.bots(enterprise_id=None, team_id=team)
+        except SlackTokenRotationError:  # logged; Slack or the refresh token may recover
+            raise RetryLater(60.0) from None
         if bot is None or not bot.bot_token:
             raise Unreachable("the workspace uninstalled the app")
-        return self._new_client(bot.bot_token)
+        return self._new_client(bot.bot_token, retries=retries)
 
     # -- the Channel protocol --------------------------------------------------------------
 
@@ -190,7 +201,7 @@ class SlackChannel:
         team, _, target = chat_id.partition(":")
         if not clean_id(target) or not clean_id(team):
             raise Unreachable("not a Slack chat id")
-        client = await self._client_for(team)
+        client = await self._client_for(team, retries=False)
         if issue is not None:
             await issue()
         try:

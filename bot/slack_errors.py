@@ -23,20 +23,28 @@ def error_code(error: SlackApiError) -> str:
     return str(error.response.get("error") or "")
 
 
+def retry_after(error: SlackApiError, default: float) -> float:
+    """Return the seconds of the answer's Retry-After header (at least 1), else `default`."""
+    headers = getattr(error.response, "headers", None) or {}
+    after = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(1.0, float(after)) if after is not None else default
+    except ValueError:
+        return default
+
+
 def outcome(error: SlackApiError) -> Exception:
-    """Map a Web API error to the outbox's outcome (RetryLater, Unreachable, Rejected)."""
+    """Map a Web API error to the outbox's outcome (RetryLater, Unreachable, Rejected).
+
+    A 429 (ratelimited) waits its Retry-After (docs.slack.dev/apis/web-api/rate-limits); a
+    5xx waits 5 seconds, or its Retry-After if it sent one.
+    """
     code = error_code(error)
     status = getattr(error.response, "status_code", 200)
     if status == 429 or code == "ratelimited":
-        headers = getattr(error.response, "headers", {}) or {}
-        after = headers.get("Retry-After") or headers.get("retry-after") or "1"
-        try:
-            seconds = max(1.0, float(after))
-        except ValueError:
-            seconds = 1.0
-        return RetryLater(seconds)
+        return RetryLater(retry_after(error, 1.0))
     if code in UNREACHABLE:
         return Unreachable(code)
     if code in REJECTED or 400 <= status < 500:
         return Rejected(code or str(status))
-    return RetryLater(5.0)  # a 5xx or an error Slack may not repeat
+    return RetryLater(retry_after(error, 5.0))  # a 5xx or an error Slack may not repeat

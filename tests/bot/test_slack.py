@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.outbox import Rejected, RetryLater, Unreachable
 from bot.settings import SettingsError, load_settings
 from bot.slack import SlackChannel, role_of
+from bot.slack_errors import outcome
 from bot.slack_render import blocks, escape, fallback
 from handlers.flows.team import ADMIN, MEMBER, NOBODY
 from handlers.replies import Button, Reply, rows
@@ -116,7 +119,8 @@ async def channel(tmp_path: Path) -> AsyncIterator[tuple[SlackChannel, FakeSlack
 async def test_send_maps_slacks_errors_to_outcomes(
         channel: tuple[SlackChannel, FakeSlack, FakeWorkspace]) -> None:
     """Sent; channel_not_found / not_in_channel → Unreachable; ratelimited → RetryLater with
-    Retry-After; invalid_blocks / msg_too_long → Rejected."""
+    Retry-After and a 5xx → RetryLater, each after one call (the outbox waits, not the
+    client); invalid_blocks / msg_too_long → Rejected."""
     made, slack, team = channel
     ada = slack.user(team, "ada")
     issued: list[str] = []
@@ -133,11 +137,16 @@ async def test_send_maps_slacks_errors_to_outcomes(
         await made.send(f"{team.id}:{quiet.id}", Reply("x"))
     with pytest.raises(Unreachable):
         await made.send("not-a-chat", Reply("x"))
-    slack.fail_next("chat.postMessage", 429, retry_after=2)
-    slack.fail_next("chat.postMessage", 429, retry_after=2)  # after the client's one retry
+    slack.fail_next("chat.postMessage", 429, retry_after=2)  # no retry inside the client
     with pytest.raises(RetryLater) as later:
         await made.send(f"{team.id}:{ada.id}", Reply("x"))
     assert later.value.seconds == 2
+    slack.fail_next("chat.postMessage", 503)
+    with pytest.raises(RetryLater) as later:
+        await made.send(f"{team.id}:{ada.id}", Reply("x"))
+    assert later.value.seconds == 5
+    assert [c.status for c in slack.call_log if c.method == "chat.postMessage"][-2:] == [
+        429, 503]
     slack.fail_next("chat.postMessage", 200, error="msg_too_long")
     with pytest.raises(Rejected):
         await made.send(f"{team.id}:{ada.id}", Reply("x"))
@@ -145,3 +154,22 @@ async def test_send_maps_slacks_errors_to_outcomes(
     with pytest.raises(Rejected):
         await made.send(f"{team.id}:{ada.id}", Reply("y"))
 
+
+
+@pytest.mark.parametrize(("status", "error", "headers", "seconds"), [
+    (429, "ratelimited", {"Retry-After": "30"}, 30.0),
+    (429, "ratelimited", {"retry-after": "0"}, 1.0),  # at least a second
+    (200, "ratelimited", {}, 1.0),
+    (500, "internal_error", {}, 5.0),
+    (503, "service_unavailable", {"Retry-After": "12"}, 12.0),
+    (502, "", {"Retry-After": "soon"}, 5.0),
+])
+def test_ratelimits_and_server_errors_wait_for_the_outbox(
+        status: int, error: str, headers: dict[str, str], seconds: float) -> None:
+    """A 429 waits its Retry-After (docs.slack.dev/apis/web-api/rate-limits), a 5xx 5 s or
+    the Retry-After it sent; both are the outbox's RetryLater, never Rejected."""
+    answer = AsyncSlackResponse(client=None, http_verb="POST", api_url="chat.postMessage",
+                                req_args={}, data={"ok": False, "error": error},
+                                headers=headers, status_code=status)
+    later = outcome(SlackApiError("failed", answer))
+    assert isinstance(later, RetryLater) and later.seconds == seconds
