@@ -95,6 +95,14 @@ async def unassign_seat(session: AsyncSession, *, channel: str, team_id: str,
     return bool(getattr(result, "rowcount", 0))
 
 
+async def _members(session: AsyncSession, table: type[SeatRequest] | type[BillingAdmin],
+                   since: Any, *, channel: str, team_id: str) -> list[str]:
+    """Return the members a team's rows of `table` name, in the order of `since`."""
+    return list(await session.scalars(
+        select(table.user_id).where(table.channel == channel, table.team_id == team_id)
+        .order_by(since, table.user_id)))
+
+
 async def request_seat(session: AsyncSession, *, channel: str, team_id: str,
                        user_id: str) -> bool:
     """Record a member's request for a seat; return False when one was already waiting."""
@@ -106,10 +114,8 @@ async def request_seat(session: AsyncSession, *, channel: str, team_id: str,
 
 async def seat_requests(session: AsyncSession, *, channel: str, team_id: str) -> list[str]:
     """Return the members waiting for a seat, oldest request first."""
-    return list(await session.scalars(
-        select(SeatRequest.user_id).where(SeatRequest.channel == channel,
-                                          SeatRequest.team_id == team_id)
-        .order_by(SeatRequest.requested_at, SeatRequest.user_id)))
+    return await _members(session, SeatRequest, SeatRequest.requested_at, channel=channel,
+                          team_id=team_id)
 
 
 async def drop_request(session: AsyncSession, *, channel: str, team_id: str,
@@ -123,10 +129,8 @@ async def drop_request(session: AsyncSession, *, channel: str, team_id: str,
 
 async def billing_admins(session: AsyncSession, *, channel: str, team_id: str) -> list[str]:
     """Return the members made billing admins of the team, in the order they were added."""
-    return list(await session.scalars(
-        select(BillingAdmin.user_id).where(BillingAdmin.channel == channel,
-                                           BillingAdmin.team_id == team_id)
-        .order_by(BillingAdmin.added_at, BillingAdmin.user_id)))
+    return await _members(session, BillingAdmin, BillingAdmin.added_at, channel=channel,
+                          team_id=team_id)
 
 
 async def is_billing_admin(session: AsyncSession, *, channel: str, team_id: str,

@@ -56,6 +56,19 @@ def _idempotency_error(key: str) -> StripeError:
     )
 
 
+async def _seconds(request: Request) -> Any:
+    """Return the `seconds` a control request sent: in a JSON body, a form body or the
+    query (None when absent or unreadable: the caller answers 400)."""
+    raw = (await request.body()).decode(errors="replace")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = json.loads(raw or "{}")
+        except (ValueError, RecursionError):
+            return None
+        return body.get("seconds") if isinstance(body, dict) else None
+    return parse_query(raw or request.url.query).get("seconds")
+
+
 def build_app(sb: Sandbox) -> Starlette:
     """Build the ASGI app serving `sb`."""
 
@@ -124,13 +137,8 @@ def build_app(sb: Sandbox) -> Starlette:
         return _answer(status, answer, headers)
 
     async def advance(request: Request) -> Response:
-        raw = (await request.body()).decode()
-        if request.headers.get("content-type", "").startswith("application/json"):
-            seconds = json.loads(raw or "{}").get("seconds")
-        else:
-            seconds = parse_query(raw or request.url.query).get("seconds")
         try:
-            amount = int(str(seconds))
+            amount = int(str(await _seconds(request)))
         except (TypeError, ValueError):
             return JSONResponse({"error": "seconds must be an integer"}, status_code=400)
         if amount < 0:
@@ -138,13 +146,8 @@ def build_app(sb: Sandbox) -> Starlette:
         return JSONResponse({"now": sb.advance_time(amount)})
 
     async def latency(request: Request) -> Response:
-        raw = (await request.body()).decode()
-        if request.headers.get("content-type", "").startswith("application/json"):
-            seconds = json.loads(raw or "{}").get("seconds")
-        else:
-            seconds = parse_query(raw or request.url.query).get("seconds")
         try:
-            amount = float(str(seconds))
+            amount = float(str(await _seconds(request)))
         except (TypeError, ValueError):
             return JSONResponse({"error": "seconds must be a number"}, status_code=400)
         if not 0 <= amount <= 60:

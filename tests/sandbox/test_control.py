@@ -21,6 +21,9 @@ async def test_advance_and_now_over_http(sandbox: Sandbox) -> None:
         await http.post(f"{base}/_sandbox/advance", data={"seconds": "3600"})
         moved = (await http.post(f"{base}/_sandbox/advance", json={"seconds": DAY})).json()["now"]
         bad = await http.post(f"{base}/_sandbox/advance", data={"seconds": "soon"})
+        for body in ("{not json", "[1]", "[" * 50_000):  # a 400, not a 500
+            assert (await http.post(f"{base}/_sandbox/advance", content=body, headers={
+                "content-type": "application/json"})).status_code == 400
     assert moved - start >= 3600 + DAY and bad.status_code == 400
 
 
