@@ -7,6 +7,7 @@ linked to its Stripe customer as a `ChatLink` whose user is the team itself (`te
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, select
@@ -191,3 +192,21 @@ async def take_copies(session: AsyncSession, *, channel: str,
         delete(MessageCopy).where(MessageCopy.channel == channel, MessageCopy.ref == ref[:128])
         .returning(MessageCopy.chat_id, MessageCopy.message_id))).all()
     return [(str(chat), str(message)) for chat, message in rows]
+
+
+# Slack retries an event not acked in 3 seconds three times: at once, after a minute and after
+# five (https://api.slack.com/apis/events-api#retries); a day of event ids outlasts them all.
+EVENT_IDS_KEPT = timedelta(days=1)
+# A message's copies are taken when a reply replaces them (a seat request decided). One left
+# undecided this long keeps working (its buttons decide it) but its copies are not updated.
+COPIES_KEPT = timedelta(days=30)
+
+
+async def forget_old(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Delete delivered event ids and message copies past their use; return how many."""
+    now = now or utcnow()
+    events = await session.execute(delete(ChatEvent).where(
+        ChatEvent.received_at < now - EVENT_IDS_KEPT))
+    copies = await session.execute(delete(MessageCopy).where(
+        MessageCopy.sent_at < now - COPIES_KEPT))
+    return int(getattr(events, "rowcount", 0) or 0) + int(getattr(copies, "rowcount", 0) or 0)
