@@ -39,24 +39,21 @@ from bot.outbox import Issue, RetryLater, Unreachable
 from bot.runtime import secret
 from bot.settings import Settings
 from bot.slack_admins import SlackRoster
+from bot.slack_answer import SlackAnswers, answered
 from bot.slack_app import CHANNEL, SlackApp, clean_id, role_of
-from bot.slack_errors import error_code, outcome
+from bot.slack_errors import outcome
 from bot.slack_oauth import EncryptedInstallationStore, FreshBots, authorize
 from bot.slack_render import (
     ACTION,
     ANSWER,
     ASK,
     PICK,
-    answer_modal,
-    ask_button,
     blocks,
     fallback,
-    pick_block,
 )
 from bot.slack_requests import malformed
 from handlers.context import Actor
 from handlers.flows.team_access import ADMIN
-from handlers.i18n import N_, pick_locale, translate
 from handlers.portal import Portal
 from handlers.replies import Reply
 
@@ -90,6 +87,7 @@ class SlackChannel:
                                 signing_secret=secret(settings.slack_signing_secret),
                                 process_before_response=False)
         self.handler = AsyncSlackRequestHandler(self.app)
+        self.answers = SlackAnswers(portal, self._web, settings.locale)
         self.slack_app = SlackApp(self._user, self._installer if self.store else None,
                                   admins=self._billing_admins, conversation=self._channel_info,
                                   directory=self._directory)
@@ -294,12 +292,25 @@ class SlackChannel:
                      language=locale if isinstance(locale, str) else None,
                      name=name[:64] if isinstance(name, str) else None)
 
+    async def _acked(self, ack: Any, client: AsyncWebClient, team: Any,
+                     user: Any) -> Actor | None:
+        """Ack the request at once, keep the update's client, and return who acted (None
+        when the request names no workspace or user): every listener's first steps."""
+        await ack()
+        _THIS_CLIENT.set(client)  # awaited, not a task: the listener's context gets it
+        return await self._actor(team, user)
+
+    async def _acting(self, ack: Any, client: AsyncWebClient,
+                      body: dict[str, Any]) -> Actor | None:
+        """`_acked` for an interaction (a button, a picker, a modal), whose body names the
+        workspace and the user as objects."""
+        return await self._acked(ack, client, (body.get("team") or {}).get("id"),
+                                 (body.get("user") or {}).get("id"))
+
     async def on_command(self, ack: Any, command: dict[str, Any], respond: Any,
                          client: AsyncWebClient) -> None:
         """Ack `/billing` at once, then answer ephemerally."""
-        await ack()
-        _THIS_CLIENT.set(client)
-        actor = await self._actor(command.get("team_id"), command.get("user_id"))
+        actor = await self._acked(ack, client, command.get("team_id"), command.get("user_id"))
         if actor is None:
             return
         text = str(command.get("text") or "")[:1000]
@@ -311,42 +322,33 @@ class SlackChannel:
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                         respond: Any, client: AsyncWebClient) -> None:
         """Ack a button press, then run its action."""
-        await ack()
-        _THIS_CLIENT.set(client)
-        actor = await self._actor((body.get("team") or {}).get("id"),
-                                  (body.get("user") or {}).get("id"))
+        actor = await self._acting(ack, client, body)
         value = action.get("value")
         if actor is None or not isinstance(value, str):
             return
         replies = await self.portal.button(actor, value)
         await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
-                          where=clean_id((body.get("channel") or {}).get("id")))
+                          where=_channel_of(body))
 
     async def on_ask(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                      client: AsyncWebClient) -> None:
         """Open the answer modal from its button (the earlier trigger had expired)."""
-        await ack()
-        _THIS_CLIENT.set(client)
-        actor = await self._actor((body.get("team") or {}).get("id"),
-                                  (body.get("user") or {}).get("id"))
+        actor = await self._acting(ack, client, body)
         if actor is None:
             return
         question = Reply(str(action.get("value") or "")[:2000], expect_text=True)
-        await self._open_modal(actor, question, body.get("trigger_id"),
-                               clean_id((body.get("channel") or {}).get("id")))
+        await self.answers.open_modal(actor, question, body.get("trigger_id"),
+                                      _channel_of(body))
 
     async def on_pick(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                       respond: Any, client: AsyncWebClient) -> None:
         """Ack the choice in a picker shown in a message, then answer the pending question."""
-        await ack()
-        _THIS_CLIENT.set(client)
-        actor = await self._actor((body.get("team") or {}).get("id"),
-                                  (body.get("user") or {}).get("id"))
+        actor = await self._acting(ack, client, body)
         if actor is None:
             return
-        replies = await self.portal.text(actor, _answered(action))
+        replies = await self.portal.text(actor, answered(action))
         await self.answer(actor, replies, respond=respond, trigger=body.get("trigger_id"),
-                          where=clean_id((body.get("channel") or {}).get("id")))
+                          where=_channel_of(body))
 
     async def on_link(self, ack: Any) -> None:
         """Ack the press of a URL button: Slack opened the URL itself."""
@@ -355,14 +357,11 @@ class SlackChannel:
     async def on_answer(self, ack: Any, body: dict[str, Any], view: dict[str, Any],
                         client: AsyncWebClient) -> None:
         """Close the modal at once, then answer the pending question with what was typed."""
-        await ack()
-        _THIS_CLIENT.set(client)
-        actor = await self._actor((body.get("team") or {}).get("id"),
-                                  (body.get("user") or {}).get("id"))
+        actor = await self._acting(ack, client, body)
         if actor is None:
             return
         state = (((view.get("state") or {}).get("values") or {}).get("answer") or {})
-        text = _answered(state.get("value") or {})
+        text = answered(state.get("value") or {})
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
@@ -395,86 +394,11 @@ class SlackChannel:
 
     async def answer(self, actor: Actor, replies: list[Reply], *, respond: Any,
                      trigger: Any, where: str | None) -> None:
-        """Show the replies to the actor: ephemerally where they acted, in a modal where a
-        reply asks for an answer."""
-        for reply in replies:
-            if reply.replaces and await self._replace_copies(actor, reply, reply.replaces):
-                continue
-            if reply.expect_text:
-                if await self._open_modal(actor, reply, trigger, where):
-                    trigger = None  # a trigger opens one view
-                    continue
-            await self._show(actor, reply, respond=respond, where=where)
-
-    async def _replace_copies(self, actor: Actor, reply: Reply, ref: str) -> bool:
-        """Update every copy of the message named `ref` (each admin's seat request) with
-        chat.update; return False when none was found."""
-        async with self.portal.billing.db.session() as session:
-            copies = await teams.take_copies(session, channel=CHANNEL, ref=ref)
-        team, _, _user = actor.user_id.partition(":")
-        updated = False
-        for chat, ts in copies:
-            where_team, _, conversation = chat.partition(":")
-            if where_team != team:
-                continue
-            try:
-                await self._web().chat_update(channel=conversation, ts=ts, text=fallback(reply),
-                                              blocks=blocks(reply))
-                updated = True
-            except SlackApiError as error:
-                log.info("chat.update failed: %s", error_code(error))
-        return updated
-
-    def _locale(self, actor: Actor) -> str:
-        return pick_locale(actor.language, default=self.settings.locale)
-
-    async def _open_modal(self, actor: Actor, reply: Reply, trigger: Any,
-                          where: str | None) -> bool:
-        if not isinstance(trigger, str) or not trigger:
-            return False
-        locale = self._locale(actor)
-        view = answer_modal(reply, title=translate(locale, N_("Billing")),
-                            choose=translate(locale, N_("Choose")),
-                            submit=translate(locale, N_("Continue")),
-                            label=translate(locale, N_("Your answer")),
-                            metadata={"channel": where or ""})
-        try:
-            await self._web().views_open(trigger_id=trigger, view=view)
-        except SlackApiError as error:  # an expired or used trigger: a button opens it
-            log.info("views.open failed: %s", error_code(error))
-            return False
-        return True
-
-    async def _show(self, actor: Actor, reply: Reply, *, respond: Any,
-                    where: str | None) -> None:
-        shown = blocks(reply)
-        if reply.expect_text and reply.pick:  # no modal: the picker in the message itself
-            shown.append(pick_block(reply.pick, translate(self._locale(actor), N_("Choose"))))
-        elif reply.expect_text:
-            shown.append(ask_button(translate(self._locale(actor), N_("Answer")), reply.text))
-        text = fallback(reply)
-        if respond is not None:
-            try:
-                await respond(text=text, blocks=shown, response_type="ephemeral",
-                              replace_original=bool(reply.edit))
-                return
-            except Exception as error:  # noqa: BLE001 - an expired response_url: post instead
-                log.info("response_url failed: %s", type(error).__name__)
-        _team, _, user = actor.user_id.partition(":")
-        try:
-            if where is not None:
-                await self._web().chat_postEphemeral(channel=where, user=user, text=text,
-                                                     blocks=shown)
-                return
-        except SlackApiError as error:
-            log.info("chat.postEphemeral failed: %s", error_code(error))
-        await self._web().chat_postMessage(channel=user, text=text, blocks=shown)
+        """Show the replies to the actor (bot.slack_answer)."""
+        await self.answers.answer(actor, replies, respond=respond, trigger=trigger,
+                                  where=where)
 
 
-def _answered(element: dict[str, Any]) -> str:
-    """Return what an input or picker holds: typed text, a user or a conversation id."""
-    for key in ("value", "selected_user", "selected_conversation", "selected_channel"):
-        found = element.get(key)
-        if isinstance(found, str):
-            return found
-    return ""
+def _channel_of(body: dict[str, Any]) -> str | None:
+    """Return the id of the conversation an interaction happened in, if any."""
+    return clean_id((body.get("channel") or {}).get("id"))
