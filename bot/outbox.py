@@ -210,6 +210,8 @@ class Outbox:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._flusher = None
+        with contextlib.suppress(Exception):  # what a flush cut short put back, if any
+            await self._flush()
 
     async def idle(self, timeout: float = 10.0) -> None:
         """Wait until nothing due is left to send (for tests and the demo)."""
@@ -401,8 +403,15 @@ class Outbox:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY)
+            # Shielded: a stop arriving mid-flush would roll back outcomes already taken
+            # from the list, leaving those notices `sending` though their answers came.
+            flushing = asyncio.ensure_future(self._flush())
             try:
-                await self._flush()
+                await asyncio.shield(flushing)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await flushing
+                raise
             except Exception:
                 log.exception("recording notice outcomes failed; will try again")
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from billing.deliveries import settle
 from billing.models import Notice, UnreachableChat, utcnow
 from billing.notices import add_many, enqueue
 from bot.channels import Pacing
@@ -265,6 +266,28 @@ async def test_a_kill_after_handing_over_leaves_the_outcome_unknown(world: World
     await outbox.idle()
     [row] = await _rows(world)
     assert row.status == "unknown" and await _sends(world, user) == []
+
+
+async def test_a_stop_during_a_flush_records_its_outcomes(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graceful stop arriving while the outcomes of sends are being written lets that
+    write finish: the notice Telegram took is `sent`, not left `sending` in doubt."""
+    flushing = asyncio.Event()
+
+    async def slow_settle(session: Any, outcomes: Any) -> None:
+        if outcomes:
+            flushing.set()
+            await asyncio.sleep(0.3)  # the database is slow to record them
+        await settle(session, outcomes)
+
+    monkeypatch.setattr("bot.outbox.settle", slow_settle)
+    user = world.user()
+    await _queue(world, user, "plan_changed:sub_1:evt_stop")
+    await world.telegram.next_message(user)
+    await asyncio.wait_for(flushing.wait(), 5)
+    await _outbox(world).stop()
+    [row] = await _rows(world)
+    assert row.status == "sent"
 
 
 async def test_recovers_sends_abandoned_by_a_dead_sender(world: World) -> None:
