@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from pydantic import SecretStr
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,10 +27,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from billing.db import Database
 from bot import slack_oauth
 from bot.outbox import RetryLater
-from bot.service import Service, bind, running
+from bot.service import Service
 from bot.slack import SlackChannel
 from bot.slack_oauth import EncryptedInstallationStore, FreshBots
 from handlers.replies import Reply
+from tests.e2e.slack_world import oauth_service
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
 from tests.fakes.slack_objects import FakeWorkspace, SlackUser
@@ -69,17 +69,7 @@ async def installed(world: World) -> AsyncIterator[Installed]:
     with FakeSlack(token_rotation=True, token_lifetime=LIFETIME) as slack:
         workspace = slack.workspace("acme", install=False)
         owner = slack.user(workspace, "olga", is_admin=True)
-        sock = bind("127.0.0.1", 0)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = world.settings.model_copy(update={
-            "slack_signing_secret": SecretStr(slack.signing_secret),
-            "slack_client_id": slack.client_id,
-            "slack_client_secret": SecretStr(slack.client_secret),
-            "slack_oauth_base": slack.oauth_base, "slack_api_base": slack.api_base,
-            "data_key": SecretStr(Fernet.generate_key().decode()), "public_url": url,
-            "telegram_bot_token": None, "slack_bot_token": None})
-        slack.redirect_uri = f"{url}/slack/oauth_redirect"
-        async with running(settings, sock=sock) as service, \
+        async with oauth_service(world, slack) as service, \
                 SlackDriver(slack, service.url) as driver:
             done = await driver.install(owner)
             assert done.status_code == 200, done.text
