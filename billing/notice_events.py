@@ -6,6 +6,9 @@ handlers below are registered), so the notice is written together with the state
 Objects are re-read from Stripe: a notice goes out only when the current state still says
 what the event said (events arrive late, twice and out of order).
 
+A linked team's notice is written as one waiting row, which becomes its billing admins'
+copies once this transaction is over (billing.team_notices): no handler asks a chat app.
+
 Events caused by Portier's own requests (idempotency keys `portier-…`) notify nobody: the
 chat that acted was answered directly. Everything else (renewals, retries, changes made in
 the dashboard or another app) is announced to every chat linked to the customer.
@@ -57,8 +60,7 @@ async def _send(billing: Billing, session: AsyncSession, customer: str | None, k
                 key: str, params: dict[str, Any], *, only_reminded: bool = False) -> None:
     if customer:
         await notify(session, customer_id=customer, kind=kind, key=key, params=params,
-                     quiet_hours=billing.catalog.quiet_hours, only_reminded=only_reminded,
-                     rosters=billing.rosters)
+                     quiet_hours=billing.catalog.quiet_hours, only_reminded=only_reminded)
 
 
 # -- invoices ------------------------------------------------------------------------------
@@ -348,5 +350,4 @@ async def card_updated(billing: Billing, session: AsyncSession, event: Event) ->
               "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
     # The customer has just acted (on Stripe's page): no quiet hours hold the answer back.
     await notify(session, customer_id=customer, kind="card_updated", key=key,
-                 params=params | await _open_invoice(session, customer), quiet_hours=None,
-                 rosters=billing.rosters)
+                 params=params | await _open_invoice(session, customer), quiet_hours=None)

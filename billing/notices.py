@@ -2,9 +2,10 @@
 
 A notice is written in the transaction of the state change that causes it, once per
 recipient (every chat linked to the customer), under `<kind>:<object>:<period or event>`
-plus the recipient. Quiet hours (`[notices] quiet_hours`, in the recipient's time zone)
-defer everything but payment problems by setting `send_after`. Delivery states live in
-`billing.deliveries`.
+plus the recipient; a linked team's becomes its billing admins' copies just after that
+transaction (`expand_team_notices`; billing.team_notices says why not within it). Quiet
+hours (`[notices] quiet_hours`, in the recipient's time zone) defer everything but payment
+problems by setting `send_after`. Delivery states live in `billing.deliveries`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,33 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog import parse_quiet_hours
+from billing.db import Database
 from billing.models import ChatLink, Notice, Preference, UnreachableChat, utcnow
-from billing.team_notices import Fanout, TeamRoster
+from billing.prefs import remember_locale, remember_zone
+from billing.team_notices import (
+    EXPANDED,
+    QUIET,
+    TO_EXPAND,
+    TeamAdmin,
+    TeamRoster,
+    admin_chat,
+    admins_of,
+    copy_for,
+    for_teams,
+    team_of,
+)
 
 # Payment problems need the customer now: quiet hours never hold them back.
 URGENT = frozenset({"payment_failed", "action_required", "team_payment_failed",
                     "team_action_required"})
 KEY_CHUNK = 500  # dedupe keys looked up per query
+EXPAND_BATCH = 200  # waiting team notices expanded per pass
 
 
 @dataclass(frozen=True)
@@ -101,13 +116,16 @@ async def is_unreachable(session: AsyncSession, channel: str, chat_id: str) -> b
 
 async def enqueue(session: AsyncSession, *, dedupe_key: str, channel: str, user_id: str,
                   chat_id: str, kind: str, params: dict[str, Any],
-                  send_after: datetime | None = None) -> bool:
-    """Add a notice in the caller's transaction; return False if its key was already used."""
+                  send_after: datetime | None = None, status: str | None = None) -> bool:
+    """Add a notice in the caller's transaction; return False if its key was already used.
+    (`status` is only ever TO_EXPAND: a team's notice waiting for its admins' copies.)"""
     exists = await session.scalar(select(Notice.id).where(Notice.dedupe_key == dedupe_key))
     if exists is not None:
         return False
     # A chat that blocked the bot keeps its notices, but as unreachable: nothing is sent.
-    status = "unreachable" if await is_unreachable(session, channel, chat_id) else "pending"
+    if status != TO_EXPAND:
+        status = ("unreachable" if await is_unreachable(session, channel, chat_id)
+                  else "pending")
     try:
         async with session.begin_nested():
             session.add(Notice(dedupe_key=dedupe_key, channel=channel, user_id=user_id,
@@ -120,27 +138,87 @@ async def enqueue(session: AsyncSession, *, dedupe_key: str, channel: str, user_
 
 async def notify(session: AsyncSession, *, customer_id: str, kind: str, key: str,
                  params: dict[str, Any], quiet_hours: str | None,
-                 now: datetime | None = None, only_reminded: bool = False,
-                 rosters: Mapping[str, TeamRoster] | None = None) -> int:
+                 now: datetime | None = None, only_reminded: bool = False) -> int:
     """Queue a notice for every chat linked to the customer; return how many were new.
 
     `key` is `<kind>:<object>:<period or event>`; `only_reminded` leaves out the chats
-    that turned renewal reminders off. A linked team gets one copy per billing admin, as
-    its `rosters` entry says (billing.team_notices).
+    that turned renewal reminders off. A linked team gets one waiting row (counted as one),
+    which `expand_team_notices` turns into one copy per billing admin after the caller's
+    transaction (billing.team_notices): nothing here asks a chat app.
     """
     at = now or utcnow()
-    fanout = Fanout(session, rosters)
+    rows = [{"dedupe_key": recipient_key(key, to.channel, to.user_id), "channel": to.channel,
+             "user_id": to.user_id, "chat_id": to.chat_id, "kind": kind, "params": params,
+             "send_after": send_time(kind, quiet_hours, to.timezone, at)}
+            for to in await recipients(session, customer_id)
+            if to.reminders or not only_reminded]
     added = 0
-    for to in await recipients(session, customer_id):
-        if only_reminded and not to.reminders:
-            continue
-        row = {"dedupe_key": recipient_key(key, to.channel, to.user_id), "channel": to.channel,
-               "user_id": to.user_id, "chat_id": to.chat_id, "kind": kind, "params": params,
-               "send_after": send_time(kind, quiet_hours, to.timezone, at)}
-        for one in await fanout.rows([row], send_time=lambda k, zone: send_time(
-                k, quiet_hours, zone, at)):
-            added += await enqueue(session, **one)
+    for one in for_teams(rows, quiet_hours=quiet_hours, now=at):
+        added += await enqueue(session, **one)
     return added
+
+
+async def expand_team_notices(db: Database, rosters: Mapping[str, TeamRoster] | None, *,
+                              batch: int = EXPAND_BATCH) -> int:
+    """Give each waiting team notice its billing admins' copies (step 2 of a team's notice,
+    billing.team_notices), `batch` rows at a time; return how many copies were new.
+
+    Call it with no transaction open: for each batch it reads the waiting rows (a read
+    snapshot, closed again), asks each team's roster once with no transaction open, and only
+    then writes, in one short transaction: the rows claimed (a conditional UPDATE, so that
+    two expanders at once expand each row once), the admins' languages and zones, their
+    copies (ON CONFLICT DO NOTHING on their dedupe keys). A crash anywhere leaves the rows
+    waiting, for the next pass to expand.
+    """
+    added = 0
+    while True:
+        async with db.read() as session:
+            waiting = [dict(row._mapping) for row in await session.execute(
+                select(Notice.id, Notice.dedupe_key, Notice.channel, Notice.user_id,
+                       Notice.chat_id, Notice.kind, Notice.params, Notice.send_after)
+                .where(Notice.status == TO_EXPAND).order_by(Notice.id).limit(batch))]
+        if waiting:
+            added += await _expand(db, rosters, waiting)
+        if len(waiting) < batch:  # every row read was claimed, here or by another expander
+            return added
+
+
+async def _expand(db: Database, rosters: Mapping[str, TeamRoster] | None,
+                  waiting: list[dict[str, Any]]) -> int:
+    admins: dict[tuple[str, str], list[TeamAdmin]] = {}
+    for row in waiting:  # the chat app is asked here, between the two transactions
+        team = team_of(str(row["user_id"])) or ""
+        if (row["channel"], team) not in admins:
+            admins[row["channel"], team] = await admins_of(rosters, row["channel"], team,
+                                                           row["chat_id"])
+    copies: dict[str, dict[str, Any]] = {}
+    remembered: set[tuple[str, str]] = set()
+    async with db.session() as session:
+        claimed = set(await session.scalars(
+            update(Notice).where(Notice.id.in_([row["id"] for row in waiting]),
+                                 Notice.status == TO_EXPAND)
+            .values(status=EXPANDED).returning(Notice.id)))
+        for row in waiting:
+            if row["id"] not in claimed:
+                continue  # expanded meanwhile by another pass
+            channel, team = row["channel"], team_of(str(row["user_id"])) or ""
+            for admin in admins[channel, team]:
+                user = admin_chat(team, admin.member_id)
+                if (channel, user) not in remembered:
+                    remembered.add((channel, user))
+                    await _remember(session, channel, user, admin)
+                one = copy_for(row, admin, send_time(
+                    row["kind"], row["params"].get(QUIET), admin.zone, row["send_after"]))
+                copies[one["dedupe_key"]] = one
+        return await add_many(session, list(copies.values()))
+
+
+async def _remember(session: AsyncSession, channel: str, user: str, admin: TeamAdmin) -> None:
+    """Remember an admin's language and time zone, so that their copy is rendered in theirs."""
+    if admin.locale:
+        await remember_locale(session, channel=channel, user_id=user, locale=admin.locale)
+    if admin.zone:
+        await remember_zone(session, channel=channel, user_id=user, zone=admin.zone)
 
 
 async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
@@ -155,7 +233,8 @@ async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
 
 async def add_many(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     """Insert many notices (dicts of Notice columns) at once, skipping taken keys and sending
-    nothing to unreachable chats; return how many were new."""
+    nothing to unreachable chats; return how many were new. A row may say `status`
+    TO_EXPAND (a team's waiting notice, billing.team_notices); the others are pending."""
     wanted = {row["dedupe_key"]: row for row in rows}
     taken = await existing_keys(session, list(wanted))
     fresh = [row for key, row in wanted.items() if key not in taken]
@@ -167,7 +246,8 @@ async def add_many(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int
     for row in fresh:
         row.setdefault("send_after", now)
         row.update(created_at=now, attempts=0,
-                   status="unreachable" if (row["channel"], row["chat_id"]) in blocked
+                   status=TO_EXPAND if row.get("status") == TO_EXPAND
+                   else "unreachable" if (row["channel"], row["chat_id"]) in blocked
                    else "pending")
     # ON CONFLICT DO NOTHING: a concurrent scan that took a key meanwhile is no error.
     dialect = session.get_bind().dialect.name

@@ -28,8 +28,8 @@ from billing.catalog import Catalog, PriceBook
 from billing.db import Database
 from billing.mirror_models import MirrorCustomer, MirrorSubscription
 from billing.models import ChatLink, Preference, utcnow
-from billing.notices import add_many, recipient_key, send_time
-from billing.team_notices import Fanout, TeamRoster
+from billing.notices import add_many, expand_team_notices, recipient_key, send_time
+from billing.team_notices import TO_EXPAND, TeamRoster, for_teams
 
 LOOKBACK = timedelta(days=1)
 CARD_LIVE = ("active", "trialing", "past_due")
@@ -94,12 +94,14 @@ async def _renewals_due(session: AsyncSession, low: datetime, high: datetime) ->
                or_(Preference.reminders.is_(None), Preference.reminders.is_(True))))).all())
 
 
-async def _for_teams(session: AsyncSession, rows: list[dict[str, Any]], catalog: Catalog,
-                     now: datetime, rosters: Mapping[str, TeamRoster] | None
-                     ) -> list[dict[str, Any]]:
-    """Replace each linked team's row by its billing admins' (billing.team_notices)."""
-    return await Fanout(session, rosters).rows(rows, send_time=lambda kind, zone: send_time(
-        kind, catalog.quiet_hours, zone, now))
+async def _add(session: AsyncSession, rows: list[dict[str, Any]],
+               catalog: Catalog, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """Add a scan's rows, each linked team's as its one waiting row (billing.team_notices);
+    return the rows and how many of the people's were new."""
+    rows = for_teams(rows, quiet_hours=catalog.quiet_hours, now=now)
+    await add_many(session, [row for row in rows if row.get("status") == TO_EXPAND])
+    return rows, await add_many(session, [row for row in rows
+                                          if row.get("status") != TO_EXPAND])
 
 
 async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None = None, *,
@@ -123,8 +125,9 @@ async def scan_renewals(db: Database, catalog: Catalog, prices: PriceBook | None
                      "plan": names.get(price_id) or product or price_id,
                      "amount": upcoming if upcoming is not None else unit * quantity,
                      "currency": currency, "interval": interval, "interval_count": count}))
-        rows = await _for_teams(session, rows, catalog, now, rosters)
-        added = await add_many(session, rows)
+        rows, added = await _add(session, rows, catalog, now)
+    # The teams' admins are asked of the chat app now, with the scan's transaction closed.
+    added += await expand_team_notices(db, rosters)
     return Scan(due=len(rows), added=added)
 
 
@@ -179,6 +182,6 @@ async def scan_cards(db: Database, catalog: Catalog, *, now: datetime | None = N
                 "card_expiring", key, (channel, user_id, chat_id, zone), catalog, now,
                 {"customer": customer, "brand": brand_, "last4": last4_, "exp_month": month,
                  "exp_year": year})
-        found_rows = await _for_teams(session, list(rows.values()), catalog, now, rosters)
-        added = await add_many(session, found_rows)
+        found_rows, added = await _add(session, list(rows.values()), catalog, now)
+    added += await expand_team_notices(db, rosters)  # the transaction is closed: see above
     return Scan(due=len(found_rows), added=added)

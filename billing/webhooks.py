@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db import Database
 from billing.errors import StripeProblem, WebhookRejected
 from billing.models import StripeEvent, utcnow
+from billing.notices import expand_team_notices
 from billing.payloads import MalformedPayload, parse
 from billing.services import Billing
 
@@ -205,7 +206,14 @@ async def process_pending(billing: Billing, *, limit: int = 50,
                 billing.events[outcome] += 1
             if outcome != "processed":
                 stopped.add(key)
-        return attempted
+    # The teams' notices these events wrote get their admins' copies now, with every event's
+    # transaction closed: the chat app is never asked inside one (billing.team_notices).
+    # This also picks up rows a crash left waiting, each pass.
+    try:
+        await expand_team_notices(billing.db, billing.rosters)
+    except Exception:
+        log.exception("team notices not expanded (the next pass tries again)")
+    return attempted
 
 
 async def _mark_unhandled(db: Database, event_ids: list[str], now: datetime) -> int:

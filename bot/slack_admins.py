@@ -1,5 +1,7 @@
-"""Who a Slack team's notices go to: its billing admins, asked of Slack when a notice is
-written (billing.team_notices calls the roster registered under "slack").
+"""Who a Slack team's notices go to: its billing admins, asked of Slack when a team's notice
+is expanded into its admins' copies (billing.notices.expand_team_notices calls the roster
+registered under "slack"), which happens after the notice's write transaction, never inside
+one: these Web API calls take long and may be retried or rate limited (billing.team_notices).
 
 A workspace's admins and owners are found in `users.list` (cursor-paginated, with each
 user's `locale` when `include_locale` is set, and their `tz`:

@@ -138,8 +138,9 @@ async def test_a_request_reaches_every_billing_admin_and_the_first_decision_wins
     """A member's request goes to the DM of every billing admin — the workspace's admins and
     owners (users.list) and the members added as billing admins —; the first decision
     updates every copy (chat.update) and the later one changes nothing."""
-    await team.buy(2)
     dan = team.slack.user(team.workspace, "dan", is_owner=True)
+    await team.buy(2)
+    assert "Team plan started" in (await team.slack.next_message(dan)).content  # an owner
     carol = team.slack.user(team.workspace, "carol")
     async with team.billing.db.session() as session:
         await teams.add_billing_admin(session, channel="slack", team_id=team.workspace.id,

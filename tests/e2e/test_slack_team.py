@@ -15,7 +15,9 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from billing import teams
+from billing.models import Notice, StripeEvent
 from billing.slack_models import ChatEvent, slack_bots
+from billing.webhooks import record
 from bot.service import bind, running
 from bot.slack import SlackChannel
 from tests.e2e.slack_world import Team, oauth_service, slack_team
@@ -60,6 +62,40 @@ async def test_billing_for_an_admin_without_a_plan_starts_checkout(team: Team) -
     assert "Team plan started" in welcome.content
     plan = await team.billing_command(team.admin)
     assert "4 seats purchased, 0 assigned" in plan.content, plan.content
+
+
+async def test_every_billing_admin_is_welcomed_once_however_often_stripe_tells(
+        team: Team) -> None:
+    """A team Checkout welcomes each billing admin of the workspace by DM: the admin who
+    paid (Ada) and an owner (Cleo, found in users.list), once each. Stripe delivering the
+    events again (it may: docs.stripe.com/webhooks#handle-duplicate-events), and even a
+    second event of the same Checkout, welcome nobody twice."""
+    cleo = team.slack.user(team.workspace, "cleo", is_owner=True)
+    await team.buy(2)  # Ada's welcome
+    assert "Team plan started" in (await team.slack.next_message(cleo)).content
+    sandbox, billing = team.world.sandbox, team.billing
+    completed = [e["id"] for e in sandbox.store.all("event")
+                 if e["type"] == "checkout.session.completed"]
+    assert len(sandbox.redeliver(completed, times=2)) == 2
+    await team.world.settle()
+    async with billing.db.session() as session:
+        event = await session.get(StripeEvent, completed[0])
+        assert event is not None
+        assert await record(session, event.payload | {"id": "evt_same_checkout_again"})
+    await team.world.settle()
+    await team.slack.assert_no_message(team.admin, within=0.2)
+    await team.slack.assert_no_message(cleo, within=0.1)
+    async with billing.db.session() as session:
+        welcomes = sorted((n.chat_id, n.status) for n in await session.scalars(
+            select(Notice).where(Notice.kind == "team_welcome")))
+        handled = await session.scalar(select(func.count()).select_from(StripeEvent).where(
+            StripeEvent.type == "checkout.session.completed",
+            StripeEvent.status == "processed"))
+    assert handled == 2  # the first delivery, and the second event of the same Checkout
+    workspace = team.workspace.id
+    assert welcomes == sorted([(f"{workspace}:{team.admin.id}", "expanded"),  # the team's
+                               (f"{workspace}:{team.admin.id}", "sent"),
+                               (f"{workspace}:{cleo.id}", "sent")])
 
 
 async def test_billing_for_a_member_without_a_plan_points_to_the_admins(team: Team) -> None:
