@@ -121,7 +121,9 @@ class Notice(Base):
     """A message to push into a chat, delivered by the outbox sender exactly once.
 
     status: pending → sending → sent | failed | unreachable; a notice left in `sending` by a
-    sender that died is marked `unknown` (it may or may not have reached the chat).
+    sender that died is marked `unknown` (it may or may not have reached the chat). A team's
+    notice is first one row for the team, `to_expand` (never sent), which becomes `expanded`
+    when one pending copy per billing admin is added (billing.team_notices).
     """
 
     __tablename__ = "notices"

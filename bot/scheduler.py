@@ -2,8 +2,9 @@
 
 Jobs: renewal reminders and expiring cards (billing.reminders, over the local mirror), the
 sweep of Stripe's `/v1/events` (billing.sweep, when installed), retries of failed events
-(the worker's, with its backoff), the outbox (recover abandoned sends, wake it up) and the
-daily revenue snapshot (billing.revenue, also once at start).
+(the worker's, with its backoff), the outbox (recover abandoned sends, wake it up), the
+daily revenue snapshot (billing.revenue, also once at start) and, hourly, forgetting the
+Slack event ids and message copies past their use (billing.teams.forget_old).
 
 Exactly one replica runs them. On PostgreSQL the leader holds a session-level advisory lock
 (`pg_try_advisory_lock`) on a dedicated connection, outside the pool: when the leader dies
@@ -28,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from billing import broadcasts
+from billing import broadcasts, teams
 from billing.db import Database, async_url
 from billing.reminders import scan_cards, scan_renewals
 from billing.revenue import snapshot
@@ -109,6 +110,7 @@ class Scheduler:
                  scan_every: float = 600.0, sweep_every: float = 900.0,
                  events_every: float = 30.0, outbox_every: float = 5.0,
                  revenue_every: float = 86400.0, broadcasts_every: float = 5.0,
+                 tidy_every: float = 3600.0,
                  progress: ProgressEditor | None = None) -> None:
         self.billing = billing
         self.outbox = outbox
@@ -119,11 +121,12 @@ class Scheduler:
         self.runs: Counter[str] = Counter()  # job name → runs on this replica
         self._every = {"reminders": scan_every, "sweep": sweep_every, "events": events_every,
                        "outbox": outbox_every, "revenue": revenue_every,
-                       "broadcasts": broadcasts_every}
+                       "broadcasts": broadcasts_every, "tidy": tidy_every}
         self._jobs: dict[str, Job] = {"reminders": self.scan_reminders, "sweep": self.sweep,
                                       "events": self.retry_events, "outbox": self.tend_outbox,
                                       "revenue": self.snapshot_revenue,
-                                      "broadcasts": self.report_broadcasts}
+                                      "broadcasts": self.report_broadcasts,
+                                      "tidy": self.tidy}
         self._elect_every = elect_every
         self._aps = AsyncIOScheduler(timezone=UTC)
 
@@ -185,6 +188,13 @@ class Scheduler:
                      cards.added)
             if self.outbox is not None:
                 self.outbox.kick()
+
+    async def tidy(self) -> None:
+        """Forget delivered Slack event ids and message copies past their use."""
+        async with self.billing.db.session() as session:
+            gone = await teams.forget_old(session)
+        if gone:
+            log.info("forgot %d old chat event id(s) and message copies", gone)
 
     async def snapshot_revenue(self) -> None:
         """Store today's revenue state of each subscription that changed (billing.revenue)."""

@@ -7,13 +7,17 @@ import os
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 
+from billing import teams
 from billing.catalog import PriceBook, parse_catalog
 from billing.db import Database
+from billing.models import utcnow
 from billing.services import Billing
+from billing.slack_models import ChatEvent
 from bot.scheduler import Scheduler
 
 CATALOG = parse_catalog(tomllib.loads('[business]\nname = "Acme"\n[[plans]]\nkey = "pro"\n'
@@ -96,3 +100,19 @@ async def test_the_lock_goes_with_the_leaders_connection(
     await _until(lambda: second.leader and second.runs["reminders"] >= 2)
     await first.elect()
     assert not first.leader
+
+
+async def test_the_hourly_tidy_forgets_old_slack_event_ids(
+        replicas: Callable[[], Scheduler]) -> None:
+    """The tidy job deletes Slack event ids older than a day and keeps newer ones."""
+    scheduler = replicas()
+    db = scheduler.billing.db
+    async with db.session() as session:
+        await teams.first_delivery(session, channel="slack", event_id="EvOld", team_id="T1")
+        await teams.first_delivery(session, channel="slack", event_id="EvNew", team_id="T1")
+        await session.execute(update(ChatEvent).where(ChatEvent.event_id == "EvOld").values(
+            received_at=utcnow() - teams.EVENT_IDS_KEPT - timedelta(minutes=1)))
+    await scheduler.tidy()
+    async with db.session() as session:
+        left = set(await session.scalars(select(ChatEvent.event_id)))
+    assert left == {"EvNew"}
