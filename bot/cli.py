@@ -20,6 +20,7 @@ from billing.migrate import upgrade
 from bot.logs import configure_logging
 from bot.runtime import build_billing, make_gateway, secret
 from bot.settings import Settings, SettingsError, load_settings
+from bot.slack_app import connect_command
 from bot.telegram_app import TelegramApp
 from handlers.formatting import money
 
@@ -101,7 +102,7 @@ async def _link(args: argparse.Namespace) -> None:
         await billing.gateway.close()
         await billing.db.close()
     if args.slack:  # a workspace admin redeems it in Slack (SPEC §5)
-        print(f"/billing connect {minted.token}")
+        print(connect_command(minted.token))
     else:
         print(TelegramApp(await _bot_username(settings)).link_url(minted.token) or minted.token)
     print(f"expires {minted.expires_at:%Y-%m-%d %H:%M} UTC, single use", file=sys.stderr)

@@ -146,8 +146,9 @@ class Server:
         except StripeProblem:
             return JSONResponse({"error": "Stripe is unavailable; nothing was created"},
                                 status_code=503)
-        url = self.runtime.portal.app(channel).link_url(minted.token)
-        return JSONResponse({"token": minted.token, "url": url,
+        app = self.runtime.portal.app(channel)
+        return JSONResponse({"token": minted.token, "url": app.link_url(minted.token),
+                             "command": app.link_command(minted.token),
                              "expires_at": int(minted.expires_at.timestamp())}, status_code=201)
 
     async def healthz(self, _request: Request) -> Response:

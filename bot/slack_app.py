@@ -52,6 +52,10 @@ class SlackApp:
         """Return no URL: a workspace admin types `/billing connect <token>`."""
         return None
 
+    def link_command(self, token: str) -> str | None:
+        """Return the command a workspace admin types: `/billing connect <token>`."""
+        return connect_command(token)
+
     def token_in(self, text: str) -> str | None:
         """Return the token of `connect <token>` or of a bare pasted token."""
         words = text.strip().split()
@@ -154,6 +158,11 @@ class SlackApp:
         except SlackApiError:
             return None
         return zone if isinstance(zone, str) else None
+
+
+def connect_command(token: str) -> str:
+    """Return the command a workspace admin types to link the workspace with a token."""
+    return f"/billing connect {token}"
 
 
 def role_of(user: dict[str, Any]) -> str:

@@ -30,6 +30,10 @@ class TelegramApp(PlainApp):
         """Return the deep link that starts the bot with the token (SPEC §6.1)."""
         return f"https://t.me/{self.username}?start={token}" if self.username else None
 
+    def link_command(self, token: str) -> str | None:
+        """Return what a user may type in the bot's chat instead: `/start <token>`."""
+        return f"/start {token}"
+
     def token_in(self, text: str) -> str | None:
         """Return the token of a pasted deep link, or the text when it is a bare token."""
         found = _DEEP_LINK.search(text)

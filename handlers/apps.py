@@ -30,6 +30,10 @@ class ChatApp(Protocol):
         """Return a link that, opened by a user, links their chat with a link token."""
         ...
 
+    def link_command(self, token: str) -> str | None:
+        """Return what a user types to link with a link token, where no link does it."""
+        ...
+
     def token_in(self, text: str) -> str | None:
         """Return the link token in text a user pasted (a link, or the bare token)."""
         ...
@@ -53,6 +57,10 @@ class PlainApp:
     def link_url(self, token: str) -> str | None:
         """Return no URL: tokens are typed in."""
         return None
+
+    def link_command(self, token: str) -> str | None:
+        """Return the token itself: it is typed in as it is."""
+        return token
 
     def token_in(self, text: str) -> str | None:
         """Return the text itself when it has a token's shape."""

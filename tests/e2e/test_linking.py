@@ -23,6 +23,7 @@ async def test_api_mints_a_deep_link_that_links_once(world: World) -> None:
     assert response.status_code == 201
     body = response.json()
     assert body["url"] == f"https://t.me/{world.telegram.username}?start={body['token']}"
+    assert body["command"] == f"/start {body['token']}"
     assert body["expires_at"] > utcnow().timestamp() + 23 * 3600
     user = world.user()
     reply = await world.say(user, f"/start {body['token']}")

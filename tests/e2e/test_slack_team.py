@@ -23,7 +23,7 @@ from bot.slack import SlackChannel
 from tests.e2e.slack_world import Team, oauth_service, slack_team
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_driver import SlackDriver
-from tests.world import World
+from tests.world import API_KEY, World
 
 
 @pytest.fixture
@@ -119,6 +119,25 @@ async def test_connect_with_a_token_links_the_workspace(team: Team) -> None:
     assert "1 seats purchased, 0 assigned" in plan.content
 
 
+async def test_the_api_mints_a_token_a_workspace_admin_types(team: Team) -> None:
+    """`POST /api/link-tokens` with `"channel": "slack"` answers the `/billing connect`
+    command (Slack has no deep link) and the token links the workspace; an unknown channel
+    is a 422 and mints nothing."""
+    customer = await team.world.customer_with_plan("team_seat_monthly")
+    url, auth = f"{team.world.url}/api/link-tokens", {"Authorization": f"Bearer {API_KEY}"}
+    minted = await team.world.http.post(url, json={"customer": customer["id"],
+                                                   "channel": "slack"}, headers=auth)
+    assert minted.status_code == 201, minted.text
+    body = minted.json()
+    assert body["url"] is None and body["command"] == f"/billing connect {body['token']}"
+    done = await team.billing_command(team.admin, body["command"].removeprefix("/billing "))
+    assert "Connected" in done.content
+    assert (await team.link_of()).customer_id == customer["id"]
+    refused = await team.world.http.post(url, json={"customer": customer["id"],
+                                                    "channel": "discord"}, headers=auth)
+    assert refused.status_code == 422
+
+
 async def test_add_seats_with_a_preview_then_confirm(team: Team) -> None:
     """Add seats: the modal's number → Stripe's preview → Confirm applies that quantity."""
     customer = await team.buy(3)
@@ -211,6 +230,27 @@ async def test_a_retried_event_is_handled_once(team: Team) -> None:
         count = await session.scalar(select(func.count()).select_from(ChatEvent).where(
             ChatEvent.event_id == "Ev0RETRY1"))
     assert count == 1
+    await team.world.settle()
+    assert len(team.slack.calls("views.publish")) == 1  # the home was drawn once, not twice
+
+
+async def test_every_interaction_is_acked_before_stripe_answers(team: Team) -> None:
+    """Slack wants an ack within 3 seconds (https://api.slack.com/interactivity/handling
+    #acknowledgment_response); with Stripe taking 2 s a request, the seats modal's submit is
+    acked at once and the preview, which needs Stripe, follows."""
+    await team.buy(3)
+    plan = await team.billing_command(team.admin)
+    await team.driver.press(team.admin, plan, "Add or remove seats")
+    modal = await team.slack.next_view(team.admin)
+    team.world.sandbox.latency = 2.0
+    try:
+        submitted = await team.driver.submit(team.admin, modal, {"answer": {"value": "5"}})
+        preview = await team.slack.next_ephemeral(team.admin, timeout=15)
+    finally:
+        team.world.sandbox.latency = 0.0
+    assert submitted.status == 200 and submitted.elapsed < 1.0, submitted.elapsed
+    assert preview.at - submitted.sent_at > 2.0
+    assert "prorated" in preview.content
 
 
 async def test_a_member_requests_a_seat_once(team: Team) -> None:
@@ -348,9 +388,11 @@ async def test_oauth_install_stores_encrypted_tokens_and_uninstall_removes_them(
             assert done.status_code == 200, done.text
             db = service.runtime.billing.db
             async with db.session() as session:
-                stored = (await session.execute(select(slack_bots.c.bot_token))).scalars().all()
-            assert stored and not any(token.startswith("xox") for token in stored)
-            assert all(workspace.bot_token not in token for token in stored)
+                stored = (await session.execute(select(
+                    slack_bots.c.bot_token, slack_bots.c.bot_refresh_token))).all()
+            tokens = [token for row in stored for token in row]
+            assert tokens and all(token and not token.startswith("xox") for token in tokens)
+            assert all(workspace.bot_token not in token for token in tokens)
             assert (await driver.command(owner)).status == 200
             assert "Start the team plan" in (await slack.next_ephemeral(owner)).content
             assert (await driver.app_uninstalled(workspace)).status == 200
@@ -395,3 +437,26 @@ async def test_removing_seats_previews_a_credit(team: Team) -> None:
     await team.driver.press(team.admin, preview, "Confirm")
     assert "now has 2 seats" in (await team.slack.next_ephemeral(team.admin)).content
     assert _quantity(team, customer) == 2
+
+
+async def test_tokens_revoked_removes_the_installation(world: World) -> None:
+    """`tokens_revoked` for the bot's token removes the workspace's bot
+    (https://api.slack.com/events/tokens_revoked); a command then gets only Bolt's own
+    answer that the installation is no longer available."""
+    with FakeSlack(token_rotation=True, token_lifetime=3600) as slack:
+        workspace = slack.workspace("acme", install=False)
+        owner = slack.user(workspace, "olga")
+        async with oauth_service(world, slack) as service, \
+                SlackDriver(slack, service.url) as driver:
+            assert (await driver.install(owner)).status_code == 200
+            channel = service.channel("slack")
+            assert isinstance(channel, SlackChannel) and channel.store is not None
+            assert await channel.store.async_find_bot(enterprise_id=None, team_id=workspace.id)
+            assert (await driver.tokens_revoked(workspace)).status == 200
+            deadline = asyncio.get_running_loop().time() + 5  # Bolt removes it after the ack
+            while await channel.store.async_find_bot(enterprise_id=None, team_id=workspace.id):
+                assert asyncio.get_running_loop().time() < deadline, "still installed"
+                await asyncio.sleep(0.05)
+            assert (await driver.command(owner)).status == 200
+            assert "no longer available" in (await slack.next_ephemeral(owner)).content
+            await slack.assert_no_message(owner)  # Bolt's answer only: no Portier reply
