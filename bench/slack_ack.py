@@ -11,6 +11,10 @@ behind the same adapter and the same uvicorn set-up, whose `/billing` only acks,
 same commands in the same run: its ack is its answer. Prints p50/p99 of both, their ratio,
 the Stripe requests made during the burst, and the target (p99 ack <= 300 ms).
 
+`/billing` reads the local mirror, so that burst asks Stripe nothing. A second, smaller burst
+does: each workspace's installer submits the seats modal at once, and each submit waits on
+Stripe's preview (slowed like the rest); it prints those acks and the time to the preview.
+
 The workspaces come as real ones do: each installed through OAuth (`/slack/install` → Slack's
 authorize page → `/slack/oauth_redirect`), its team plan started by its installer with
 `/billing` → Start the team plan → the seats modal → Checkout, paid on the hosted page;
@@ -50,7 +54,7 @@ from bench.harness import percentile  # noqa: E402
 from bench.webhook_intake import child, free_port, portier_env  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.slack_driver import USER_AGENT, Delivery, SlackDriver  # noqa: E402
-from tests.fakes.slack_objects import FakeWorkspace, SlackUser  # noqa: E402
+from tests.fakes.slack_objects import FakeWorkspace, SlackMessage, SlackUser  # noqa: E402
 
 STRIPE_KEY = "sk_test_sandbox"
 WEBHOOK_SECRET = "whsec_bench_slack"  # noqa: S105 - the local sandbox's own test secret
@@ -250,6 +254,38 @@ async def seed(slack: Slack, driver: SlackDriver, portier_url: str) -> None:
             await asyncio.sleep(0.2)
 
 
+async def shown(fake: FakeSlack, user: SlackUser, since: float, words: str) -> SlackMessage:
+    """Wait for a message only `user` sees, shown after `since`, that says `words`."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    while time.monotonic() < deadline:  # the fake records in its own thread: poll it
+        for message in fake.history(f"ephemeral:{user.id}"):
+            if message.at >= since and words in message.content:
+                return message
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{user.name} was never shown {words!r}")
+
+
+async def seat_previews(slack: Slack, driver: SlackDriver) -> list[Command]:
+    """Each workspace's installer opens the seats modal (/billing → Add or remove seats);
+    then all submit one more seat at once. Each submit must be acked before Stripe's
+    preview, which the sandbox answers only after its latency; the answer is the preview."""
+    fake, modals = slack.fake, []
+    for installer in slack.installers:
+        since = time.perf_counter()
+        await driver.command(installer)
+        plan = await shown(fake, installer, since, "seats purchased")
+        await driver.press(installer, plan, "Add or remove seats")
+        modals.append(await fake.next_view(installer, timeout=30))
+    started = time.perf_counter()
+    deliveries = await asyncio.gather(*(
+        driver.submit(installer, modal, {"answer": {"value": str(SEATS + 1)}})
+        for installer, modal in zip(slack.installers, modals, strict=True)))
+    previews = await asyncio.gather(*(shown(fake, installer, started, "prorated")
+                                      for installer in slack.installers))
+    return [Command(u, d, (p.at,)) for u, d, p in
+            zip(slack.installers, deliveries, previews, strict=True)]
+
+
 async def events_pending(http: httpx.AsyncClient, portier_url: str) -> float:
     """Return how many stored Stripe events Portier has yet to process (its /metrics)."""
     found = _PENDING.search((await http.get(f"{portier_url}/metrics")).text)
@@ -350,8 +386,9 @@ async def set_latency(stripe_base: str, seconds: float) -> None:
 
 
 async def portier_burst(slack: Slack, url: str, stripe_base: str, commands: int,
-                        latency: float) -> Run:
-    """Seed the workspaces, warm Portier up, then burst it with Stripe slowed down."""
+                        latency: float) -> tuple[Run, Run]:
+    """Seed the workspaces, warm Portier up, then burst it with Stripe slowed down: the
+    `/billing` commands, then one seats-modal submit per workspace (which asks Stripe)."""
     async with BurstDriver(slack.fake, url) as driver:
         await seed(slack, driver, url)
         await burst(slack, driver, len(slack.workspaces))  # warm-up, not measured
@@ -359,7 +396,10 @@ async def portier_burst(slack: Slack, url: str, stripe_base: str, commands: int,
         await set_latency(stripe_base, latency)
         before = await count_requests(stripe_base)
         measured = await burst(slack, driver, commands)
-        return Run(measured, await count_requests(stripe_base) - before)
+        after = await count_requests(stripe_base)
+        previews = await seat_previews(slack, driver)
+        return (Run(measured, after - before),
+                Run(previews, await count_requests(stripe_base) - after))
 
 
 async def bare_burst(slack: Slack, url: str, commands: int) -> Run:
@@ -370,12 +410,14 @@ async def bare_burst(slack: Slack, url: str, commands: int) -> Run:
         return Run(await burst(slack, driver, commands, answered=False))
 
 
-def measure(commands: int, users: int, workspaces: int, latency: float) -> tuple[Run, Run]:
-    """Run Portier's burst, then the bare app's with the same users and commands."""
+def measure(commands: int, users: int, workspaces: int,
+            latency: float) -> tuple[Run, Run, Run]:
+    """Run Portier's bursts, then the bare app's with the same users and commands."""
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as fake:
         slack = people(fake, workspaces, users)
         with stripe_and_portier(Path(tmp), fake) as (url, stripe_base):
-            ours = asyncio.run(portier_burst(slack, url, stripe_base, commands, latency))
+            ours, previews = asyncio.run(portier_burst(slack, url, stripe_base, commands,
+                                                       latency))
         token = slack.workspaces[0].bot_token
         assert token is not None
         port = free_port()
@@ -383,7 +425,7 @@ def measure(commands: int, users: int, workspaces: int, latency: float) -> tuple
                 fake.signing_secret, "--token", token, "--api-base", fake.api_base]
         with child(bare, "baseline on ", dict(os.environ)) as url:
             theirs = asyncio.run(bare_burst(slack, url, commands))
-    return ours, theirs
+    return ours, previews, theirs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -404,10 +446,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.users < 2 * args.workspaces:
         parser.error("--users must be at least 2 per workspace (an installer and a member)")
-    ours, bare = measure(args.commands, args.users, args.workspaces, args.latency)
+    ours, previews, bare = measure(args.commands, args.users, args.workspaces, args.latency)
     print(ours.line(f"portier /billing ({args.users} users in {args.workspaces} workspaces, "
                     f"Stripe after {args.latency * 1000:.0f} ms)"))
     print(bare.line("bare Bolt app, ack only", " (its ack)"))
+    print(previews.line("portier seats-modal submits (one per workspace, at once)",
+                        " (Stripe's preview)").replace(" commands,", " submits,") +
+          f"; Stripe requests {previews.stripe_requests}")
     ack50, ack99 = (percentile(ours.acks(), q) for q in (50, 99))
     base50, base99 = (percentile(bare.acks(), q) for q in (50, 99))
     print(f"ratio: portier/bare ack p50 {ack50 / base50:.2f}x, p99 {ack99 / base99:.2f}x; "
