@@ -83,6 +83,9 @@ class SlackChannel:
         if settings.slack_oauth and settings.slack_bot_token is None:
             self.app = self._oauth_app(settings, portal)
         else:  # one workspace, SLACK_BOT_TOKEN
+            if settings.slack_oauth:
+                log.warning("SLACK_BOT_TOKEN is set: serving its one workspace; the OAuth "
+                            "settings (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET) are not used")
             self.app = AsyncApp(client=self.client,
                                 signing_secret=secret(settings.slack_signing_secret),
                                 process_before_response=False)
@@ -226,7 +229,11 @@ class SlackChannel:
     # -- Bolt listeners --------------------------------------------------------------------
 
     async def _dedupe(self, body: dict[str, Any], next: Callable[[], Any]) -> Any:  # noqa: A002
-        """Handle each Events API event once: Slack retries one not acked in 3 seconds."""
+        """Handle each Events API event once: Slack retries one not acked in 3 seconds.
+
+        The id is recorded before the listener runs, so a crash in between drops Slack's
+        retry too: right for the events handled (App Home is drawn again when next opened;
+        uninstalls are Bolt's, acked at once), not for an event whose work must not be lost."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if isinstance(event_id, str) and event_id:
             async with self.portal.billing.db.session() as session:

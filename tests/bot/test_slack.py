@@ -173,3 +173,20 @@ def test_ratelimits_and_server_errors_wait_for_the_outbox(
                                 headers=headers, status_code=status)
     later = outcome(SlackApiError("failed", answer))
     assert isinstance(later, RetryLater) and later.seconds == seconds
+
+
+def test_a_bot_token_beside_oauth_settings_is_said(caplog: pytest.LogCaptureFixture,
+                                                   tmp_path: Path) -> None:
+    """With SLACK_BOT_TOKEN and the OAuth client settings both set, the one workspace is
+    served and a warning says the OAuth settings are not used."""
+    settings = load_settings(slack_bot_token=SecretStr("xoxb-1-2"),
+                             slack_signing_secret=SecretStr(SIGNING), slack_client_id="1.2",
+                             slack_client_secret=SecretStr("s"),
+                             database_url=f"sqlite:///{tmp_path / 'x.db'}")
+
+    class NoPortal:
+        billing = None
+
+    made = SlackChannel(settings, NoPortal())  # type: ignore[arg-type]
+    assert made.store is None
+    assert "OAuth settings (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET) are not used" in caplog.text
