@@ -11,23 +11,36 @@ copies once this transaction is over (billing.team_notices): no handler asks a c
 
 Events caused by Portier's own requests (idempotency keys `portier-…`) notify nobody: the
 chat that acted was answered directly. Everything else (renewals, retries, changes made in
-the dashboard or another app) is announced to every chat linked to the customer.
+the dashboard or another app) is announced to every chat linked to the customer. One
+exception: a team's seat change is told to every billing admin wherever it was made (one
+admin pressed Confirm, the others hear of it); only the billing channel's line is left to
+Portier's own audit line then (`seats_changed`).
 """
 
 from __future__ import annotations
 
 import importlib
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import mirror
+from billing import mirror, teams
 from billing.errors import NotFound
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
-from billing.notices import existing_keys, notify, recipient_key, recipients
+from billing.models import Notice, utcnow
+from billing.notices import (
+    enqueue,
+    existing_keys,
+    notify,
+    recipient_key,
+    recipients,
+    send_time,
+)
 from billing.services import Billing
 from billing.subscriptions import LIVE_STATUSES
+from billing.team_notices import SEATS_LINE, for_teams, team_of
 from billing.webhooks import on
 
 try:  # the mirror's handlers first (they also register with first=True)
@@ -229,6 +242,122 @@ async def subscription_changed(billing: Billing, session: AsyncSession, event: E
                 "resumes_at": (now.get("pause_collection") or {}).get("resumes_at")}
             await _send(billing, session, _id(now.get("customer")), kind,
                         f"{kind}:{now['id']}:{event['id']}", params)
+
+
+# -- a team's seats ----------------------------------------------------------------------------
+
+SEAT_AUDIT = "seat_audit"  # the kind of Portier's own audit lines (handlers.flows.audit)
+AUDIT_WINDOW = timedelta(minutes=10)  # how far back an audit line may tell who changed seats
+
+
+def _team_price_ids(billing: Billing) -> set[str]:
+    return {billing.prices.by_key[key].id for key in billing.catalog.team_prices
+            if key in billing.prices.by_key}
+
+
+def _team_item(sub: dict[str, Any], prices: set[str], item_id: str | None = None
+               ) -> dict[str, Any] | None:
+    """Return the subscription's item of a team price (that item, when `item_id` names one
+    of its items)."""
+    items = [i for i in (sub.get("items") or {}).get("data") or []
+             if _id(i.get("price")) in prices]
+    return next((i for i in items if i.get("id") == item_id), None) or (
+        items[0] if items else None)
+
+
+def seat_change(prices: set[str], previous: dict[str, Any], seen: dict[str, Any]
+                ) -> tuple[str, int, int] | None:
+    """Return (item, seats before, seats after) when a customer.subscription.updated event
+    changed the quantity of the item of a team price, else None.
+
+    `previous_attributes` names only what changed; when an item changed, it holds the whole
+    `items` list as it was (Stripe: "If an array attribute has any updated elements, this
+    object contains the entire array"). The item is matched by id, else by its price.
+    """
+    if not isinstance(previous.get("items"), dict):
+        return None
+    now = _team_item(seen, prices)
+    if now is None:
+        return None
+    was_items = previous["items"].get("data") or []
+    was = next((i for i in was_items if i.get("id") == now.get("id")), None) or next(
+        (i for i in was_items if _id(i.get("price")) == _id(now.get("price"))), None)
+    if was is None:
+        return None
+    before, after = int(was.get("quantity") or 0), int(now.get("quantity") or 0)
+    return (str(now["id"]), before, after) if before != after else None
+
+
+async def _changed_by(session: AsyncSession, team: str, before: int, after: int) -> str | None:
+    """Return who made a seat change in Portier, as its audit line names them, if that line
+    is written already (it is, right after Stripe answered: usually before the event is
+    processed; without a billing channel there is none)."""
+    lines = await session.scalars(
+        select(Notice.params).where(Notice.kind == SEAT_AUDIT,
+                                    Notice.dedupe_key.like(f"{SEAT_AUDIT}:{team}:%"),
+                                    Notice.created_at >= utcnow() - AUDIT_WINDOW)
+        .order_by(Notice.id.desc()).limit(20))
+    for params in lines:
+        if (params or {}).get("before") == before and (params or {}).get("after") == after:
+            return str(params.get("by") or "") or None
+    return None
+
+
+@on("customer.subscription.updated")
+async def seats_changed(billing: Billing, session: AsyncSession, event: Event) -> None:
+    """Tell a team's billing admins (each in their DM) that its seats changed, before → after,
+    and, for a change made outside Portier (Stripe's Dashboard, another app), its billing
+    channel in one line. A change Portier made (its seat Confirm, an approval: idempotency
+    keys `portier-…`, Stripe's `request.idempotency_key`) has its audit line in the channel
+    already, naming who: the channel gets no second line, the DMs name who when that line
+    says. One notice per event (`seats_changed:<subscription>:<event>`), shown only while
+    Stripe still has the event's number of seats (a later event speaks for a newer one)."""
+    prices = _team_price_ids(billing)
+    seen = _object(event)
+    found = seat_change(prices, event["data"].get("previous_attributes") or {}, seen)
+    if found is None:
+        return
+    item_id, before, after = found
+    customer = _id(seen.get("customer"))
+    chats = [to for to in await recipients(session, customer) if team_of(to.user_id)] \
+        if customer else []
+    if not chats:
+        return  # not a linked team's subscription (a person's seats are no team's news)
+    now = await mirror.read_subscription(billing, session, seen["id"])
+    item = _team_item(now, prices, item_id)
+    if (now.get("status") not in LIVE_STATUSES or _id(now.get("customer")) != customer
+            or item is None or int(item.get("quantity") or 0) != after):
+        return
+    ours = _ours(event)
+    price = item.get("price") or {}
+    recurring = price.get("recurring") or {}
+    params: dict[str, Any] = {
+        "subscription": now["id"], "before": before, "after": after, "outside": not ours,
+        "amount": int(price.get("unit_amount") or 0) * after,
+        "currency": price.get("currency") or "eur",
+        "interval": recurring.get("interval") or "month",
+        "interval_count": int(recurring.get("interval_count") or 1)}
+    key, at, quiet = f"seats_changed:{now['id']}:{event['id']}", utcnow(), \
+        billing.catalog.quiet_hours
+    rows = []
+    for to in chats:
+        team = str(team_of(to.user_id))
+        by = await _changed_by(session, team, before, after) if ours else None
+        rows.append({"dedupe_key": recipient_key(key, to.channel, to.user_id),
+                     "channel": to.channel, "user_id": to.user_id, "chat_id": to.chat_id,
+                     "kind": "seats_changed", "params": params | {"by": by},
+                     "send_after": send_time("seats_changed", quiet, to.timezone, at)})
+        where = None if ours else await teams.billing_channel(
+            session, channel=to.channel, team_id=team)
+        if where is not None:  # the channel's line, as the audit line would have been
+            chat = f"{team}:{where}"
+            await enqueue(session, dedupe_key=recipient_key(
+                f"{SEATS_LINE}:{now['id']}:{event['id']}", to.channel, chat),
+                channel=to.channel, user_id=chat, chat_id=chat, kind=SEATS_LINE,
+                params=params | {"team": team},
+                send_after=send_time(SEATS_LINE, quiet, to.timezone, at))
+    for one in for_teams(rows, quiet_hours=quiet, now=at):  # each team's waiting row
+        await enqueue(session, **one)
 
 
 @on("customer.subscription.paused")

@@ -59,8 +59,12 @@ TEAM_KINDS = {
     "renewal_reminder": "team_renewal_reminder",
     "card_expiring": "team_card_expiring",
     "card_updated": "team_card_updated",
+    "seats_changed": "team_seats_changed",  # written for teams only (notice_events)
     "team_welcome": "team_welcome",
 }
+# A seat change made outside Portier, as one line in the team's billing channel (a change
+# Portier made has its audit line there instead: handlers.flows.audit).
+SEATS_LINE = "team_seats_line"
 # A team's notice waiting for its admins' copies, and one that has them (neither is sent).
 TO_EXPAND = "to_expand"
 EXPANDED = "expanded"

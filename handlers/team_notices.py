@@ -14,7 +14,8 @@ from handlers.context import Ctx
 from handlers.notices import RENDERERS
 from handlers.notices import _brand as brand_name  # the customer notices' own helpers,
 from handlers.notices import _money as money_of  # so that a team's amounts, dates and
-from handlers.notices import _when as when  # brands read alike
+from handlers.notices import _price as price_of  # prices read alike
+from handlers.notices import _when as when
 from handlers.problems import decline_reason
 from handlers.replies import Button, Reply, rows
 
@@ -106,6 +107,34 @@ def _card_updated(ctx: Ctx, params: Params) -> Reply:
                  buttons=rows(button), private=True)
 
 
+def _seats(ctx: Ctx, params: Params) -> str:
+    """Say a seat change, before → after, and who made it or that it was made elsewhere."""
+    before, after = int(params.get("before") or 0), int(params.get("after") or 0)
+    if params.get("by"):
+        return ctx.t("{by} changed the team plan's seats: {before} → {after}.",
+                     by=params["by"], before=before, after=after)
+    if params.get("outside"):
+        return ctx.t("The team plan's seats were changed outside the chat: {before} → "
+                     "{after}.", before=before, after=after)
+    return ctx.t("The team plan's seats changed: {before} → {after}.", before=before,
+                 after=after)
+
+
+def _seats_changed(ctx: Ctx, params: Params) -> Reply:
+    lines = [_seats(ctx, params)]
+    if params.get("currency"):
+        lines.append(ctx.t("From the next renewal the team plan costs {price}.",
+                           price=price_of(ctx, params)))
+    return Reply("\n".join(lines), title=ctx.t("Seats changed"), private=True,
+                 buttons=rows(team_plan(ctx)))
+
+
+def _seats_line(ctx: Ctx, params: Params) -> Reply:
+    """The billing channel's line of a seat change made outside Portier (no buttons, like
+    the audit lines of changes made in Portier)."""
+    return Reply(_seats(ctx, params))
+
+
 RENDERERS.update({
     "team_payment_failed": _payment_failed,
     "team_action_required": _action_required,
@@ -113,4 +142,6 @@ RENDERERS.update({
     "team_renewal_reminder": _renewal_reminder,
     "team_card_expiring": _card_expiring,
     "team_card_updated": _card_updated,
+    "team_seats_changed": _seats_changed,
+    "team_seats_line": _seats_line,
 })

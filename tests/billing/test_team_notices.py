@@ -7,22 +7,23 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from billing import events as _events  # noqa: F401 - registers the event handlers
-from billing import notice_events as _notice_events  # noqa: F401
-from billing import notices
+from billing import notice_events, notices, teams
 from billing.catalog import parse_catalog
 from billing.db import Database
+from billing.gateway import idempotency_key
 from billing.links import link_customer
 from billing.mirror_models import MirrorSubscription
 from billing.models import ChatLink, Notice, Preference, utcnow
-from billing.notices import expand_team_notices, notify
+from billing.notices import enqueue, expand_team_notices, notify
 from billing.reminders import scan_renewals
-from billing.team_notices import EXPANDED, TO_EXPAND, TeamAdmin
+from billing.team_notices import EXPANDED, SEATS_LINE, TO_EXPAND, TeamAdmin
 from billing.webhooks import process_pending, record
 from tests.billing.conftest import Shop
 
@@ -254,3 +255,124 @@ async def test_the_scans_ask_the_roster_with_no_transaction_open(db: Database) -
     assert [(kind, chat) for kind, chat, _ in await _notices(db)] == [
         ("renewal_reminder", "7"), ("team_renewal_reminder", "T1:U2"),
         ("team_renewal_reminder", "T1:U3")]
+
+
+# -- seats changed ---------------------------------------------------------------------------
+# Stripe sends customer.subscription.updated with `data.previous_attributes` holding the values
+# before the change; an array with a changed element (the subscription's `items`) is there in
+# whole (https://docs.stripe.com/api/events/types#event_types-customer.subscription.updated,
+# https://docs.stripe.com/api/events/object#event_object-data-previous_attributes). The event's
+# `request` names the API request that caused it and its idempotency key
+# (https://docs.stripe.com/api/events/object#event_object-request): Portier's are `portier-…`.
+
+async def _team_shop(shop: Shop, *, channel: str | None = "C9", seats: int = 3,
+                     link: str = "slack") -> tuple[str, dict[str, Any]]:
+    """A customer with `seats` seats of the team price, linked as team T1 (or, with
+    link="telegram", to a person), with a billing channel; return it and its subscription."""
+    customer = shop.customer(plan=None)
+    shop.sandbox.subscribe(customer, "team_seat_monthly", quantity=seats)
+    async with shop.billing.db.session() as session:
+        if link == "slack":
+            await link_customer(session, channel="slack", user_id=f"team:{TEAM}",
+                                chat_id=f"{TEAM}:{LINKER}", customer_id=customer)
+        else:
+            await link_customer(session, channel="telegram", user_id="7", chat_id="7",
+                                customer_id=customer)
+        if channel:
+            await teams.set_billing_channel(session, channel="slack", team_id=TEAM,
+                                            conversation=channel)
+    shop.billing.rosters["slack"] = Roster([TeamAdmin("U2"), TeamAdmin("U3", "de")])
+    await _deliver(shop)
+    return customer, shop.subscription(customer)
+
+
+async def _deliver(shop: Shop) -> None:
+    """Hand Portier every event the sandbox made (those it has are recorded once)."""
+    for event in shop.sandbox.events():
+        async with shop.billing.db.session() as session:
+            await record(session, event)
+    while await process_pending(shop.billing):
+        pass
+
+
+async def _dashboard(shop: Shop, sub: dict[str, Any], params: dict[str, Any]) -> None:
+    """Update the subscription as Stripe's Dashboard would: a plain API request."""
+    gateway = shop.billing.gateway
+    await gateway.call(gateway.v1.subscriptions.update_async, sub["id"], params)
+
+
+def _seats_to(sub: dict[str, Any], seats: int) -> dict[str, Any]:
+    return {"items": [{"id": sub["items"]["data"][0]["id"], "quantity": seats}],
+            "proration_behavior": "create_prorations"}
+
+
+async def _seat_notices(shop: Shop) -> list[tuple[str, str, int, int, object]]:
+    async with shop.billing.db.session() as session:
+        return [(n.kind, n.chat_id, n.params["before"], n.params["after"], n.params.get("by"))
+                for n in await session.scalars(
+                    select(Notice).where(Notice.kind.in_(("team_seats_changed", SEATS_LINE)),
+                                         Notice.status == "pending").order_by(Notice.id))]
+
+
+async def test_seats_changed_elsewhere_reach_each_admin_and_the_billing_channel(
+        shop: Shop) -> None:
+    """3 → 5 seats in Stripe's Dashboard: each billing admin gets one DM and the billing
+    channel one line; the event again, or a metadata change, adds nothing."""
+    _, sub = await _team_shop(shop)
+    await _dashboard(shop, sub, _seats_to(sub, 5))
+    await _deliver(shop)
+    assert await _seat_notices(shop) == [
+        (SEATS_LINE, f"{TEAM}:C9", 3, 5, None),
+        ("team_seats_changed", "T1:U2", 3, 5, None),
+        ("team_seats_changed", "T1:U3", 3, 5, None)]
+    [event] = [e for e in shop.sandbox.events("customer.subscription.updated")
+               if "items" in e["data"].get("previous_attributes", {})]
+    assert event["request"]["id"].startswith("req_")  # an API request, not Portier's
+    assert not str(event["request"]["idempotency_key"] or "").startswith("portier-")
+    async with shop.billing.db.session() as session:  # the same event handled once more
+        await notice_events.seats_changed(shop.billing, session, event)
+    await _deliver(shop)  # every event redelivered
+    await _dashboard(shop, sub, {"metadata": {"note": "x"}})
+    await _deliver(shop)
+    assert len(await _seat_notices(shop)) == 3
+    async with shop.billing.db.session() as session:
+        copy = await session.scalar(select(Notice).where(Notice.chat_id == "T1:U2",
+                                                         Notice.kind == "team_seats_changed"))
+    assert copy is not None and copy.dedupe_key == (
+        f"seats_changed:{sub['id']}:{event['id']}@slack:T1:U2")
+    assert copy.params["outside"] is True and copy.params["amount"] == 5 * 800
+
+
+async def test_seats_changed_by_portier_leave_the_channel_to_the_audit_line(
+        shop: Shop) -> None:
+    """Portier's own change (its idempotency key): the admins are told, naming who when the
+    audit line says; the billing channel gets no line besides that audit line."""
+    customer, sub = await _team_shop(shop)
+    async with shop.billing.db.session() as session:  # the audit line Confirm wrote
+        await enqueue(session, dedupe_key=f"seat_audit:{TEAM}:1", channel="slack",
+                      user_id=f"{TEAM}:C9", chat_id=f"{TEAM}:C9", kind="seat_audit",
+                      params={"change": "seats", "by": "ada", "before": 3, "after": 4})
+    item = sub["items"]["data"][0]["id"]
+    await shop.billing.gateway.change_quantity(
+        sub["id"], item_id=item, quantity=4, proration_date=shop.sandbox.now(),
+        key=idempotency_key("test-seats", customer, 4))
+    await _deliver(shop)
+    assert await _seat_notices(shop) == [("team_seats_changed", "T1:U2", 3, 4, "ada"),
+                                         ("team_seats_changed", "T1:U3", 3, 4, "ada")]
+
+
+async def test_no_seats_notice_for_a_person_or_a_change_undone_since(shop: Shop) -> None:
+    """A customer linked to a Telegram user only: a quantity change tells no team. A change
+    Stripe no longer shows (5, then back to 3, both events handled after) is not told."""
+    _, person = await _team_shop(shop, link="telegram", channel=None)
+    await _dashboard(shop, person, _seats_to(person, 5))
+    await _deliver(shop)
+    async with shop.billing.db.session() as session:
+        assert not (await session.scalars(select(Notice.kind).where(
+            Notice.kind.like("%seats%")))).all()
+    _, sub = await _team_shop(shop, channel=None)
+    await _dashboard(shop, sub, _seats_to(sub, 5))
+    await _dashboard(shop, sub, _seats_to(sub, 3))
+    await _deliver(shop)
+    assert await _seat_notices(shop) == [("team_seats_changed", "T1:U2", 5, 3, None),
+                                         ("team_seats_changed", "T1:U3", 5, 3, None)]

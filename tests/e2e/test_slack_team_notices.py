@@ -223,3 +223,110 @@ async def test_renewal_reminders_and_expiring_cards_reach_the_admins(team: Team)
         await asyncio.sleep(0.05)
     assert last == {f"{team.workspace.id}:{team.admin.id}": ("sent", None),
                     f"{team.workspace.id}:{cleo.id}": ("unreachable", "user_not_found")}
+
+
+# -- seats changed ---------------------------------------------------------------------------
+# A seat change is a customer.subscription.updated event whose `data.previous_attributes`
+# holds the subscription's `items` as they were (Stripe puts a changed array there whole:
+# https://docs.stripe.com/api/events/types#event_types-customer.subscription.updated,
+# https://docs.stripe.com/api/events/object#event_object-data-previous_attributes); its
+# `request` names the request that caused it, with the idempotency key sent
+# (https://docs.stripe.com/api/events/object#event_object-request).
+
+async def _dashboard_update(team: Team, customer: str, params: dict[str, Any]) -> str:
+    """Change the team's subscription as Stripe's Dashboard would (a plain API request, not
+    Portier's); return the subscription."""
+    sub = team.world.sandbox.store.all("subscription", lambda s: s["customer"] == customer)[0]
+    if "quantity" in params:
+        params = {"items": [{"id": sub["items"]["data"][0]["id"],
+                             "quantity": params.pop("quantity")}],
+                  "proration_behavior": "create_prorations"} | params
+    gateway = team.billing.gateway
+    await gateway.call(gateway.v1.subscriptions.update_async, sub["id"], params)
+    await team.world.settle()
+    return str(sub["id"])
+
+
+async def _billing_channel(team: Team) -> Any:
+    where = team.slack.channel(team.workspace, "billing", members=[team.admin])
+    async with team.billing.db.session() as session:
+        await teams.set_billing_channel(session, channel="slack", team_id=team.workspace.id,
+                                        conversation=where.id)
+    return where
+
+
+async def test_seats_changed_in_stripe_reach_each_admin_and_the_billing_channel(
+        team: Team) -> None:
+    """3 → 5 seats in Stripe's Dashboard: each billing admin gets one DM (in their language,
+    with Team plan), the billing channel one line; the event delivered again, or a change of
+    the subscription's metadata, tells nobody anything."""
+    cleo = _owner(team)
+    customer = await team.buy(3)
+    await _dm(team, cleo, "*Team-Tarif gestartet*")
+    billing = await _billing_channel(team)
+    sub = await _dashboard_update(team, customer, {"quantity": 5})
+    told = await _dm(team, team.admin, "*Seats changed*")
+    assert "The team plan's seats were changed outside the chat: 3 → 5." in told.content
+    assert "€40.00 per month" in told.content, told.content
+    assert [b["text"]["text"] for b in told.buttons()] == ["Team plan"]
+    german = await _dm(team, cleo, "*Plätze geändert*")
+    assert "3 → 5" in german.content, german.content
+    line = await team.slack.next_message(billing)
+    assert line.content == "The team plan's seats were changed outside the chat: 3 → 5.", (
+        line.content)
+    await team.driver.press(team.admin, told, "Team plan")
+    assert "5" in (await team.slack.next_ephemeral(team.admin)).content
+
+    [event] = [e["id"] for e in team.world.sandbox.events("customer.subscription.updated")
+               if e["data"]["object"]["id"] == sub
+               and "items" in e["data"].get("previous_attributes", {})]
+    team.world.sandbox.redeliver([event], times=2)
+    await team.world.settle()
+    await _dashboard_update(team, customer, {"metadata": {"po": "4711"}})
+    await team.slack.assert_no_message(billing, within=0.3)
+    for admin in (team.admin, cleo, team.member):
+        await team.slack.assert_no_message(admin, within=0.1)
+    assert sorted(chat for kind, chat in await _kinds(team) if kind == "team_seats_changed"
+                  ) == sorted(f"{team.workspace.id}:{u.id}" for u in (team.admin, cleo))
+
+
+async def test_seats_changed_with_confirm_post_only_the_audit_line(team: Team) -> None:
+    """An admin confirms 3 → 4 seats in Slack: every billing admin gets the DM, the billing
+    channel exactly one line, the audit line naming who."""
+    cleo = _owner(team)
+    customer = await team.buy(3)
+    await _dm(team, cleo, "*Team-Tarif gestartet*")
+    billing = await _billing_channel(team)
+    plan = await team.billing_command(team.admin)
+    assert (await team.driver.press(team.admin, plan, "Add or remove seats")).status == 200
+    modal = await team.slack.next_view(team.admin)
+    await team.driver.submit(team.admin, modal, {"answer": {"value": "4"}})
+    preview = await team.slack.next_ephemeral(team.admin)
+    await team.driver.press(team.admin, preview, "Confirm")
+    assert "now has 4 seats" in (await team.slack.next_ephemeral(team.admin)).content
+    await team.world.settle()
+    line = await team.slack.next_message(billing)
+    assert line.content.startswith("ada added a seat (3 → 4)"), line.content
+    told = await _dm(team, team.admin, "*Seats changed*")
+    assert "3 → 4" in told.content, told.content
+    assert "3 → 4" in (await _dm(team, cleo, "*Plätze geändert*")).content
+    await team.slack.assert_no_message(billing, within=0.3)  # one line, not two
+    await team.slack.assert_no_message(team.admin, within=0.1)
+    assert team.world.sandbox.store.all(
+        "subscription", lambda s: s["customer"] == customer)[0]["items"]["data"][0][
+            "quantity"] == 4
+
+
+async def test_a_persons_quantity_change_tells_no_team(team: Team) -> None:
+    """A Telegram customer's subscription changes quantity: no team notice is written."""
+    user, customer = await team.world.linked_user()
+    gateway = team.billing.gateway
+    sub = team.world.sandbox.store.all("subscription",
+                                       lambda s: s["customer"] == customer["id"])[0]
+    await gateway.call(gateway.v1.subscriptions.update_async, sub["id"], {
+        "items": [{"id": sub["items"]["data"][0]["id"], "quantity": 2}]})
+    await team.world.settle()
+    async with team.billing.db.session() as session:
+        assert not (await session.scalars(select(Notice.kind).where(
+            Notice.kind.like("%seats%")))).all()
+    await team.world.telegram.assert_no_message(user, within=0.2)
