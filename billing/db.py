@@ -139,6 +139,8 @@ class Database:
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_engine = make_read_engine(url, self.engine)
+        # reads of a SQLite file run inline in the event loop (make_read_engine)
+        self.inline_reads = self.read_engine.pool is not self.engine.pool
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -157,8 +159,21 @@ class Database:
     async def read_rows(self) -> AsyncIterator[AsyncConnection]:
         """Open a connection for a few Core reads (one snapshot), with no ORM session: the
         lightest read there is, for what every update reads."""
-        async with self.read_engine.begin() as connection:
-            yield connection
+        if not self.inline_reads:
+            async with self.read_engine.begin() as connection:
+                yield connection
+            return
+        # SQLAlchemy's own exit closes a connection in a task of its own, so that a
+        # cancellation cannot cut the close short; the loop then runs other updates before the
+        # connection is back in the pool, and under load they overflowed it (a new SQLite
+        # connection opened and closed every few reads). An inline connection's close never
+        # suspends, so no cancellation can land in it: it is closed here, at once.
+        connection = await self.read_engine.connect()
+        try:
+            async with connection.begin():
+                yield connection
+        finally:
+            await connection.close()
 
     async def ping(self) -> bool:
         """Return whether the database answers a trivial query."""

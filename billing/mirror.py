@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -39,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing.errors import NotFound
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
@@ -317,9 +318,36 @@ def _from_row(model: type[_Row], mapping: RowMapping) -> _Row:
     return instance
 
 
-async def view_rows(billing: Billing, customer_id: str
+@dataclass(frozen=True)
+class View:
+    """A customer's rows as one read of the mirror found them, for a chat view."""
+
+    customer_id: str
+    customer: MirrorCustomer | None
+    subscriptions: list[MirrorSubscription]
+    pending: bool  # an event naming the customer was still waiting to be processed
+
+    def fresh(self, now: datetime) -> bool:
+        """Tell whether a chat view may show these rows without asking Stripe (see above)."""
+        return not self.pending and recent(self.customer, self.subscriptions, now)
+
+
+async def read_view(rows: AsyncConnection, customer_id: str) -> View:
+    """Read the customer's rows for a chat view in an open read (`Database.read_rows`), so
+    that the portal reads them in the same snapshot as the chat user's profile."""
+    found = [row._mapping for row in await rows.execute(_VIEW, {"customer_id": customer_id})]
+    if not found:
+        return View(customer_id, None, [], pending=False)
+    pending = bool(await rows.scalar(_PENDING, {"pattern": _like_escaped(customer_id)}))
+    return View(customer_id, _from_row(MirrorCustomer, found[0]),
+                [_from_row(MirrorSubscription, row) for row in found
+                 if row[f"{_SUBSCRIPTIONS.name}_id"] is not None], pending=pending)
+
+
+async def view_rows(billing: Billing, customer_id: str, *, read: View | None = None
                     ) -> tuple[MirrorCustomer | None, list[MirrorSubscription]]:
-    """Return the customer's rows for a chat view, re-reading Stripe first if not fresh."""
+    """Return the customer's rows for a chat view, re-reading Stripe first if not fresh;
+    `read` is what `read_view` found for this update already."""
     current = handler_session()
     if current is not None:
         customer, subscriptions = await customer_rows(current, customer_id)
@@ -327,15 +355,11 @@ async def view_rows(billing: Billing, customer_id: str
             await refresh_customer(billing, customer_id, current)
             customer, subscriptions = await customer_rows(current, customer_id)
         return customer, subscriptions
-    async with billing.db.read_rows() as rows:
-        found = [row._mapping for row in await rows.execute(_VIEW, {"customer_id": customer_id})]
-        pending = found and await rows.scalar(_PENDING, {"pattern": _like_escaped(customer_id)})
-    if found and not pending:
-        customer = _from_row(MirrorCustomer, found[0])
-        subscriptions = [_from_row(MirrorSubscription, row) for row in found
-                         if row[f"{_SUBSCRIPTIONS.name}_id"] is not None]
-        if recent(customer, subscriptions, utcnow()):
-            return customer, subscriptions
+    if read is None or read.customer_id != customer_id:
+        async with billing.db.read_rows() as rows:
+            read = await read_view(rows, customer_id)
+    if read.fresh(utcnow()):
+        return read.customer, read.subscriptions
     await refresh_customer(billing, customer_id)
     async with billing.db.read() as session:
         return await customer_rows(session, customer_id)

@@ -116,15 +116,17 @@ def _plan_for(billing: Billing, price_id: str) -> tuple[Plan | None, Price | Non
     return plan, price
 
 
-async def get_overview(billing: Billing, *, customer_id: str) -> Overview | None:
+async def get_overview(billing: Billing, *, customer_id: str,
+                       read: mirror.View | None = None) -> Overview | None:
     """Return the customer's current subscription, or None when there is none.
 
     Read from the local mirror when it is fresh (see `billing.mirror`), else re-read from
-    Stripe into the mirror first: a busy bot spends no Stripe requests on `/plan`. The card
-    shown is the one that pays: the subscription's own (where Checkout puts it), else the
-    customer's default.
+    Stripe into the mirror first: a busy bot spends no Stripe requests on `/plan`. `read` is
+    the mirror as this update's first read found it (`mirror.read_view`), if it read it. The
+    card shown is the one that pays: the subscription's own (where Checkout puts it), else
+    the customer's default.
     """
-    customer, rows = await mirror.view_rows(billing, customer_id)
+    customer, rows = await mirror.view_rows(billing, customer_id, read=read)
     row = _current_row(rows)
     if customer is None or row is None:
         return None

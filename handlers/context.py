@@ -13,6 +13,7 @@ from handlers import formatting
 from handlers.i18n import translate
 
 if TYPE_CHECKING:
+    from billing.mirror import View
     from handlers.apps import ChatApp
 
 
@@ -40,6 +41,8 @@ class Ctx:
     app: ChatApp | None = None  # the chat app the update came from (links, private chat)
     link: Link | None = None  # the actor's link to a customer when the update arrived
     admin: bool = False  # a business admin (TELEGRAM_ADMIN_IDS): /stats and the like
+    # the linked customer's mirror rows, read with the link for a route that reads them first
+    view: View | None = None
 
     def linked(self) -> Link:
         """Return the actor's link, or raise NotLinked."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
 
+# Babel reads and applies CLDR patterns on every call; the same few amounts and days come back
+# on every `/plan`, so their text is kept (the functions are pure).
+@lru_cache(maxsize=4096)
 def money(amount: int, currency: str, locale: str) -> str:
     """Format an amount in minor units, e.g. 123456 EUR → `€1,234.56` or `1.234,56 €`."""
     code = currency.upper()
@@ -17,6 +21,7 @@ def money(amount: int, currency: str, locale: str) -> str:
     return format_currency(value, code, locale=locale)
 
 
+@lru_cache(maxsize=4096)
 def day(moment: datetime, locale: str, zone: str = "UTC") -> str:
     """Format the day of a moment in the user's time zone: `Mar 12, 2026`, `12. März 2026`."""
     # A CLDR skeleton (year, abbreviated month, day) lets each locale order and punctuate it.

@@ -8,6 +8,7 @@ from typing import Any
 
 from billing.deliveries import mark_reachable
 from billing.errors import BillingError
+from billing.mirror import read_view
 from billing.prefs import get_profile, remember_locale
 from billing.services import Billing
 from billing.state import take
@@ -69,12 +70,16 @@ class Portal:
         """Tell whether the actor is one of their channel's business admins."""
         return actor.user_id in self.admins.get(actor.channel, frozenset())
 
-    async def context(self, actor: Actor, *, incoming: bool = True) -> Ctx:
+    async def context(self, actor: Actor, *, incoming: bool = True,
+                      route: Route | None = None) -> Ctx:
         """Build the context of one update (or, not incoming, of a pushed notice): the user's
-        language, time zone and link."""
+        language, time zone and link; and, for a route that starts by reading the linked
+        customer's mirror rows, those rows, in the same read."""
         async with self.billing.db.read_rows() as rows:
             profile = await get_profile(rows, channel=actor.channel, user_id=actor.user_id,
                                         chat_id=actor.chat_id)
+            view = (await read_view(rows, profile.link.customer_id)
+                    if profile.link is not None and self._runs(route, actor) else None)
         if profile.unreachable and incoming:
             # The chat refused a message earlier (blocked, removed); it talks to us again now.
             async with self.billing.db.session() as session:
@@ -90,7 +95,13 @@ class Portal:
         locale = pick_locale(profile.locale, actor.language, default=self.default_locale)
         return Ctx(actor=actor, billing=self.billing, locale=locale,
                    zone=profile.timezone or "UTC", app=self.app(actor.channel),
-                   link=profile.link, admin=self.is_admin(actor))
+                   link=profile.link, admin=self.is_admin(actor), view=view)
+
+    def _runs(self, route: Route | None, actor: Actor) -> bool:
+        """Tell whether `_run` will run a route that reads the mirror first (not one it
+        answers itself: an admin's route for anyone else, a private one in a group)."""
+        return (route is not None and route.mirror and (actor.private or not route.private)
+                and (self.is_admin(actor) or not route.admin))
 
     def command_menu(self, locale: str, *, admin: bool = False) -> list[tuple[str, str]]:
         """Return the registered commands and their descriptions for a language (an admin's
@@ -101,16 +112,16 @@ class Portal:
 
     async def command(self, actor: Actor, name: str, args: str = "") -> list[Reply]:
         """Answer a command such as `/plan`."""
-        ctx = await self.context(actor)
         route = router.commands.get(name.lower())
+        ctx = await self.context(actor, route=route)
         if route is None or (route.admin and not ctx.admin):
             return [Reply(ctx.t("I don't know that command. /help lists what I can do."))]
         return await self._run(ctx, route, args[:MAX_TEXT].strip())
 
     async def button(self, actor: Actor, data: str) -> list[Reply]:
         """Answer the press of a button carrying `data`."""
-        ctx = await self.context(actor)
         found = router.match_button(data) if len(data) <= 64 else None
+        ctx = await self.context(actor, route=found[0] if found else None)
         if found is None:
             return [Reply(ctx.t("That button is no longer valid. Nothing was changed."),
                           toast=ctx.t("That button is no longer valid."),

@@ -16,12 +16,15 @@ TextHandler = Callable[[Ctx, str, dict[str, object]], Awaitable[list[Reply]]]
 
 @dataclass(frozen=True)
 class Route:
-    """A handler, whether it shows billing details (private chats only), and whether only
-    business admins may use it (anyone else is answered as for an unknown command)."""
+    """A handler, whether it shows billing details (private chats only), whether only
+    business admins may use it (anyone else is answered as for an unknown command), and
+    whether it starts by reading the linked customer's mirror rows (the portal reads them
+    with the chat user's profile, in one read: `Ctx.view`)."""
 
     handler: Callable[..., Awaitable[list[Reply]]]
     private: bool
     admin: bool = False
+    mirror: bool = False
 
 
 class Router:
@@ -32,20 +35,20 @@ class Router:
         self.buttons: list[tuple[re.Pattern[str], Route]] = []
         self.answers: dict[str, Route] = {}
 
-    def command(self, name: str, *, private: bool = True, admin: bool = False
-                ) -> Callable[[CommandHandler], CommandHandler]:
+    def command(self, name: str, *, private: bool = True, admin: bool = False,
+                mirror: bool = False) -> Callable[[CommandHandler], CommandHandler]:
         """Register the handler of `/name`."""
         def register(handler: CommandHandler) -> CommandHandler:
-            self.commands[name] = Route(handler, private, admin)
+            self.commands[name] = Route(handler, private, admin, mirror)
             return handler
         return register
 
-    def button(self, pattern: str, *, private: bool = True, admin: bool = False
-               ) -> Callable[[ButtonHandler], ButtonHandler]:
+    def button(self, pattern: str, *, private: bool = True, admin: bool = False,
+               mirror: bool = False) -> Callable[[ButtonHandler], ButtonHandler]:
         """Register the handler of button data matching the whole pattern."""
         def register(handler: ButtonHandler) -> ButtonHandler:
             self.buttons.append((re.compile(rf"^(?:{pattern})$"),
-                                 Route(handler, private, admin)))
+                                 Route(handler, private, admin, mirror)))
             return handler
         return register
 

@@ -54,10 +54,11 @@ def describe(ctx: Ctx, o: Overview) -> str:
     return "\n".join(lines)
 
 
-@router.command("plan")
+@router.command("plan", mirror=True)
 async def show_plan(ctx: Ctx, _args: str) -> list[Reply]:
     """Show the user's plan, status, renewal, card and next invoice."""
-    overview = await get_overview(ctx.billing, customer_id=ctx.linked().customer_id)
+    overview = await get_overview(ctx.billing, customer_id=ctx.linked().customer_id,
+                                  read=ctx.view)
     if overview is None:
         raise NoSubscription("none")
     return [Reply(describe(ctx, overview), title=overview.plan_name, private=True,
@@ -83,7 +84,7 @@ def plan_buttons(ctx: Ctx, o: Overview) -> list[Button]:
     return buttons
 
 
-@router.button("plan")
+@router.button("plan", mirror=True)
 async def plan_button(ctx: Ctx, _match: re.Match[str]) -> list[Reply]:
     """Show the plan from a button."""
     return await show_plan(ctx, "")

@@ -149,3 +149,30 @@ async def test_sqlite_reads_run_in_the_event_loop_thread(db: Database) -> None:
         write_thread = await session.scalar(select(func.thread_id()))
     assert read_thread == threading.get_ident()
     assert write_thread not in (None, threading.get_ident())
+
+
+async def test_sqlite_reads_at_once_need_one_connection(db: Database) -> None:
+    """Reads of many updates at once each find the one pooled connection free: an inline read
+    never suspends, and it hands its connection back before its task yields (SQLAlchemy's own
+    exit did that in a task of its own, so that under load reads overflowed the pool and
+    opened a SQLite connection every few reads)."""
+    if not db.inline_reads:
+        pytest.skip("only SQLite file reads run inline")
+    import asyncio
+
+    async with db.read_rows() as rows:  # the pool's one connection, opened once
+        await rows.scalar(select(func.count()).select_from(ChatLink))
+    busiest: list[int] = []
+    opened: list[object] = []
+    pool = db.read_engine.pool
+    event.listen(db.read_engine.sync_engine, "connect", lambda *_: opened.append(1))
+    event.listen(db.read_engine.sync_engine, "checkout",
+                 lambda *_: busiest.append(pool.checkedout()))  # type: ignore[attr-defined]
+
+    async def one() -> None:
+        async with db.read_rows() as rows:
+            await rows.scalar(select(func.count()).select_from(ChatLink))
+        await asyncio.sleep(0)
+
+    await asyncio.gather(*(one() for _ in range(50)))
+    assert (len(busiest), max(busiest), opened) == (50, 1, [])
