@@ -215,20 +215,32 @@ async def seat_to_buy(billing: Billing, *, customer_id: str,
 
 
 async def confirm_seats(billing: Billing, *, customer_id: str, seats: int, proration_date: int,
-                        amount: int, assigned: int = 0) -> SeatChange:
+                        amount: int, assigned: int = 0, key: str | None = None,
+                        resumed: bool = False, before: int | None = None) -> SeatChange:
     """Apply exactly the previewed seat change, or return a fresh preview if `amount` moved.
 
     Three Stripe requests: the subscription, the preview again at the same proration date
     (the amount must still hold), the update; the mirror is written from the update's answer.
-    Two confirms of one preview (a double tap, two admins) send the same idempotency key,
-    so Stripe changes the seats once. `assigned` is checked again: a seat assigned since
-    the preview may forbid it now.
+    `key` is the update's idempotency key (billing.team_intents derives it from the intent
+    that recorded the change); without one, two confirms of one preview send the same key
+    made of the change itself, so Stripe changes the seats once. `assigned` is checked
+    again: a seat assigned since the preview may forbid it now.
+
+    `resumed` (an intent settled after a crash): a team that already has `seats` got them
+    from this very change before the crash, so the update is sent again with its key and
+    Stripe answers what it did then (docs.stripe.com/api/idempotent_requests: the same
+    result for 24 hours) instead of changing anything twice; `before` is what it had.
     """
     check_seats(billing, seats, assigned=assigned)
     subscription = await _team_subscription(billing, customer_id)
     first = item(subscription)
+    current = int(first.get("quantity") or 0)
+    in_period = proration_date >= int(first["current_period_start"])
+    if resumed and key is not None and current == seats and in_period:
+        return SeatChange("applied", await _replay(billing, subscription, seats,
+                                                   proration_date, amount, before, key))
     # A renewal since the preview started a new period: Stripe prorates only within it.
-    if proration_date < int(first["current_period_start"]):
+    if not in_period:
         return SeatChange("moved", await _preview(billing, subscription, seats, None))
     again = await _preview(billing, subscription, seats, proration_date)
     if again.prorated != amount:
@@ -236,11 +248,31 @@ async def confirm_seats(billing: Billing, *, customer_id: str, seats: int, prora
     read_at = utcnow()
     updated = await billing.gateway.change_quantity(
         subscription["id"], item_id=first["id"], quantity=seats, proration_date=proration_date,
-        key=idempotency_key("seats", subscription["id"], first["id"], again.current_seats,
-                            seats, proration_date))
+        key=key or idempotency_key("seats", subscription["id"], first["id"],
+                                   again.current_seats, seats, proration_date))
     next_amount = mirror.ASK_STRIPE if updated.get("discounts") else again.next_amount
     await mirror.written(billing, updated, read_at=read_at, next_amount=next_amount)
     return SeatChange("applied", again)
+
+
+async def _replay(billing: Billing, subscription: dict[str, Any], seats: int,
+                  proration_date: int, amount: int, before: int | None,
+                  key: str) -> SeatPreview:
+    """Send a seat change Stripe already applied again, with its key; return what it was."""
+    first = item(subscription)
+    price = _team_price(billing, first["price"]["id"])
+    if price is None:
+        raise NoTeamPlan("team")
+    read_at = utcnow()
+    updated = await billing.gateway.change_quantity(
+        subscription["id"], item_id=first["id"], quantity=seats, proration_date=proration_date,
+        key=key)
+    await mirror.written(billing, updated, read_at=read_at)
+    return SeatPreview(
+        subscription_id=subscription["id"], current_seats=seats if before is None else before,
+        seats=seats, proration_date=proration_date, prorated=amount, next_amount=0,
+        per_period=price.unit_amount * seats, currency=price.currency, interval=price.interval,
+        interval_count=price.interval_count, next_invoice_at=when(first["current_period_end"]))
 
 
 def _reference(value: str, name: str) -> str:

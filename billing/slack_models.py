@@ -1,5 +1,6 @@
 """Tables of the team (Slack) side: delivered event ids, seats assigned to members, seat
-requests, billing admins and channel, copies of a message sent to many chats, and the Slack
+requests, billing admins and channel, copies of a message sent to many chats, the team
+intents (a seat change or an approval, recorded before Stripe is asked), and the Slack
 installations (OAuth)."""
 
 from __future__ import annotations
@@ -7,7 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, Text, func
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.models import Base, UTCDateTime, utcnow
@@ -81,6 +93,27 @@ class MessageCopy(Base):
     chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+class TeamIntent(Base):
+    """Work on a team's plan that must survive a crash once asked for (billing.team_intents):
+    a seat change ("seats") or an approved seat request ("approve"), recorded before Stripe is
+    called; `pending` until its last transaction marks it `done` (or `failed`)."""
+
+    __tablename__ = "team_intents"
+    __table_args__ = (Index("ix_team_intents_status_updated", "status", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A double tap on one Confirm names the same intent (None: no such name).
+    ref: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 
 # slack_sdk's installation and OAuth-state stores (AsyncSQLAlchemyInstallationStore,
 # AsyncSQLAlchemyOAuthStateStore) use these tables; they are defined here, column for column

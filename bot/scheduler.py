@@ -3,7 +3,8 @@
 Jobs: renewal reminders and expiring cards (billing.reminders, over the local mirror), the
 sweep of Stripe's `/v1/events` (billing.sweep, when installed), retries of failed events
 (the worker's, with its backoff), the outbox (recover abandoned sends, wake it up), the
-daily revenue snapshot (billing.revenue, also once at start) and, hourly, forgetting the
+daily revenue snapshot (billing.revenue, also once at start), settling the team intents a
+crash left pending (billing.team_intents.resume, every 15 s) and, hourly, forgetting the
 Slack event ids and message copies past their use (billing.teams.forget_old).
 
 Exactly one replica runs them. On PostgreSQL the leader holds a session-level advisory lock
@@ -29,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from billing import broadcasts, teams
+from billing import broadcasts, team_intents, teams
 from billing.db import Database, async_url
 from billing.reminders import scan_cards, scan_renewals
 from billing.revenue import snapshot
@@ -110,7 +111,7 @@ class Scheduler:
                  scan_every: float = 600.0, sweep_every: float = 900.0,
                  events_every: float = 30.0, outbox_every: float = 5.0,
                  revenue_every: float = 86400.0, broadcasts_every: float = 5.0,
-                 tidy_every: float = 3600.0,
+                 tidy_every: float = 3600.0, intents_every: float = 15.0,
                  progress: ProgressEditor | None = None) -> None:
         self.billing = billing
         self.outbox = outbox
@@ -121,12 +122,13 @@ class Scheduler:
         self.runs: Counter[str] = Counter()  # job name → runs on this replica
         self._every = {"reminders": scan_every, "sweep": sweep_every, "events": events_every,
                        "outbox": outbox_every, "revenue": revenue_every,
-                       "broadcasts": broadcasts_every, "tidy": tidy_every}
+                       "broadcasts": broadcasts_every, "tidy": tidy_every,
+                       "intents": intents_every}
         self._jobs: dict[str, Job] = {"reminders": self.scan_reminders, "sweep": self.sweep,
                                       "events": self.retry_events, "outbox": self.tend_outbox,
                                       "revenue": self.snapshot_revenue,
                                       "broadcasts": self.report_broadcasts,
-                                      "tidy": self.tidy}
+                                      "tidy": self.tidy, "intents": self.resume_intents}
         self._elect_every = elect_every
         self._aps = AsyncIOScheduler(timezone=UTC)
 
@@ -195,6 +197,14 @@ class Scheduler:
             gone = await teams.forget_old(session)
         if gone:
             log.info("forgot %d old chat event id(s) and message copies", gone)
+
+    async def resume_intents(self) -> None:
+        """Settle the seat changes and approvals a crash left pending (billing.team_intents)."""
+        settled = await team_intents.resume(self.billing)
+        if settled:
+            log.info("settled %d pending team intent(s)", settled)
+            if self.outbox is not None:
+                self.outbox.kick()
 
     async def snapshot_revenue(self) -> None:
         """Store today's revenue state of each subscription that changed (billing.revenue)."""

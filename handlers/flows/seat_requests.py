@@ -13,12 +13,11 @@ import re
 import time
 from typing import Any
 
-from billing import teams
+from billing import team_intents, teams
 from billing.errors import BillingError
 from billing.notices import enqueue
-from billing.seats import SeatPreview, confirm_seats, seat_to_buy, team_overview
+from billing.seats import seat_to_buy
 from handlers.context import Ctx
-from handlers.flows.audit import audit
 from handlers.flows.team import assigned_count, failed
 from handlers.flows.team_access import Who, team_action
 from handlers.notices import RENDERERS
@@ -120,70 +119,70 @@ RENDERERS[SEAT_DECIDED] = _seat_decided
 
 
 
-async def _seat_for(ctx: Ctx, customer_id: str, team: str) -> SeatPreview | Reply | None:
-    """Make sure a purchased seat is free: buy one, as previewed, when none is; return what
-    was bought (its preview), or why not."""
+async def _buying_plan(ctx: Ctx, acting: Who) -> dict[str, Any] | Reply | None:
+    """Return the seat to buy (as its preview says) when none is free, None when one is,
+    or why not."""
     try:
-        buy = await seat_to_buy(ctx.billing, customer_id=customer_id,
-                                assigned=await assigned_count(ctx, team))
-        if buy is None:
-            return None
-        change = await confirm_seats(ctx.billing, customer_id=customer_id, seats=buy.seats,
-                                     proration_date=buy.proration_date, amount=buy.prorated,
-                                     assigned=await assigned_count(ctx, team))
+        buy = await seat_to_buy(ctx.billing, customer_id=acting.customer,
+                                assigned=await assigned_count(ctx, acting.team))
     except BillingError as error:
         return failed(ctx, error)[0]
-    if change.outcome != "applied":
-        return Reply(ctx.t("The price changed since the preview. Please try again. Nothing "
-                           "was changed."))
-    return change.preview
+    if buy is None:
+        return None
+    return {"seats": buy.seats, "before": buy.current_seats,
+            "proration_date": buy.proration_date, "amount": buy.prorated}
+
+
+def _not_done(ctx: Ctx, settled: team_intents.Settled) -> list[Reply]:
+    """Say why an approval did not go through (the request waits again)."""
+    if settled.status == team_intents.PENDING:
+        return [Reply(ctx.t("Stripe did not answer in time. I will try again and tell you "
+                            "how it went."))]
+    if settled.reason == team_intents.TAKEN:
+        return [Reply(ctx.t("The last free seat was just taken. Approve again to add one. "
+                            "Nothing was changed."))]
+    if settled.error is not None:
+        return failed(ctx, settled.error)
+    return [Reply(ctx.t("The price changed since the preview. Please try again. Nothing "
+                        "was changed."))]
 
 
 @team_action(admin=True, linked=True)
 async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[Reply]:
     channel, team = ctx.actor.channel, acting.team
+    decided = [Reply(ctx.t("That request was already decided. Nothing was changed."))]
     async with ctx.billing.db.session() as session:
-        # Claimed by a guarded DELETE: of two admins deciding at once, one wins.
-        claimed = await teams.drop_request(session, channel=channel, team_id=team,
-                                           user_id=member)
-    if not claimed:  # decided already (the first decision wins), or never asked
-        return [Reply(ctx.t("That request was already decided. Nothing was changed."))]
-    bought: SeatPreview | None = None
-    if approve:
-        outcome = await _seat_for(ctx, acting.customer, team)
-        if isinstance(outcome, Reply):  # nothing bought: the request waits again
-            async with ctx.billing.db.session() as session:
-                await teams.request_seat(session, channel=channel, team_id=team,
-                                         user_id=member)
-            return [outcome]
-        bought = outcome
+        waiting = member in await teams.seat_requests(session, channel=channel, team_id=team)
+    if not waiting:  # decided already (the first decision wins), or never asked
+        return decided
     picked = await acting.app.team_member(team, member)
     name, by = picked.name if picked else member, ctx.actor.name or acting.member
-    overview = await team_overview(ctx.billing, customer_id=acting.customer) if approve else None
-    taken = False
+    plan = await _buying_plan(ctx, acting) if approve else None
+    if isinstance(plan, Reply):  # nothing to buy with: the request waits as it was
+        return [plan]
+    intent = None
     async with ctx.billing.db.session() as session:
+        # Claimed by a guarded DELETE: of two admins deciding at once, one wins. An approval
+        # is recorded with the claim (billing.team_intents): a crash after it is resumed.
+        if not await teams.drop_request(session, channel=channel, team_id=team,
+                                        user_id=member):
+            return decided
         if approve:
-            await teams.hold_team(session, channel=channel, team_id=team)  # counted, then taken
-            taken = overview is None or await teams.seat_count(
-                session, channel=channel, team_id=team) >= overview.seats
-        if taken:  # another approval or assignment took the free seat: the request waits
-            await teams.request_seat(session, channel=channel, team_id=team, user_id=member)
-        elif approve:
-            await teams.assign_seat(session, channel=channel, team_id=team, user_id=member)
-            await audit(session, ctx, acting, "approved", member=name,
-                        before=bought.current_seats if bought else None,
-                        after=bought.seats if bought else None,
-                        amount=bought.prorated if bought else None,
-                        currency=bought.currency if bought else None)
-        if not taken:
+            intent = await team_intents.record(
+                session, channel=channel, team_id=team, kind=team_intents.APPROVE,
+                params={"customer": acting.customer, "member": member, "name": name,
+                        "by": by, "actor": acting.member, "locale": ctx.locale,
+                        "buy": plan})
+        else:
             requester = f"{team}:{member}"
             await enqueue(session,
                           dedupe_key=f"seat_decided:{team}:{member}:{time.time_ns()}",
                           channel=channel, user_id=requester, chat_id=requester,
-                          kind=SEAT_DECIDED, params={"approved": approve})
-    if taken:
-        return [Reply(ctx.t("The last free seat was just taken. Approve again to add one. "
-                            "Nothing was changed."))]
+                          kind=SEAT_DECIDED, params={"approved": False})
+    if intent is not None:
+        settled = await team_intents.settle(ctx.billing, intent)
+        if settled.status != team_intents.DONE:
+            return _not_done(ctx, settled)
     text = "\n".join([ctx.t("Approved: the member now holds a seat.") if approve
                       else ctx.t("Declined. The member was told."),
                       ctx.t("The request of {name}, decided by {by}.", name=name, by=by)])
@@ -191,6 +190,48 @@ async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[
     return [Reply(text, title=ctx.t("Seat request"), edit=True,
                   replaces=request_ref(team, member),
                   buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+
+
+def _intent_done(ctx: Ctx, params: dict[str, Any]) -> Reply:
+    """Tell the admin that their seat change or approval, delayed, went through."""
+    if params.get("kind") == team_intents.APPROVE:
+        text = "\n".join([ctx.t("Approved: the member now holds a seat."),
+                          ctx.t("The request of {name}, decided by {by}.",
+                                name=str(params.get("name") or ""),
+                                by=str(params.get("by") or ""))])
+        return Reply(text, title=ctx.t("Seat request"),
+                     buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))
+    return Reply(ctx.t("Done: the team now has {seats} seats.", seats=params.get("seats")),
+                 title=ctx.t("Seats"), buttons=rows(Button(ctx.t("Team plan"),
+                                                           action="team:plan")))
+
+
+def _intent_failed(ctx: Ctx, params: dict[str, Any]) -> Reply:
+    """Tell the admin that their seat change or approval, delayed, did not go through."""
+    reason = str(params.get("reason") or "")
+    if reason == team_intents.TAKEN:
+        why = ctx.t("The last free seat was just taken.")
+    elif reason == team_intents.MOVED:
+        why = ctx.t("The price changed since the preview.")
+    elif reason == "card_declined":
+        why = ctx.t("The card was declined.")
+    elif reason in ("seats_out_of_range", "below_assigned", "same_seats"):
+        why = ctx.t("That number of seats is no longer possible.")
+    else:
+        why = ctx.t("Stripe refused it.")
+    if params.get("kind") == team_intents.APPROVE:
+        text = ctx.t("Approving the request of {name} did not go through: {why} Nothing was "
+                     "changed; the request waits again.", name=str(params.get("name") or ""),
+                     why=why)
+        return Reply(text, title=ctx.t("Seat request"))
+    text = ctx.t("Changing to {seats} seats did not go through: {why} Nothing was changed.",
+                 seats=params.get("seats"), why=why)
+    return Reply(text, title=ctx.t("Seats"), buttons=rows(Button(ctx.t("Team plan"),
+                                                                action="team:plan")))
+
+
+RENDERERS[team_intents.INTENT_DONE] = _intent_done
+RENDERERS[team_intents.INTENT_FAILED] = _intent_failed
 
 
 @router.button(r"team:approve:([A-Z0-9]{1,32})")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from billing import teams
+from babel.lists import format_list
+
+from billing import team_intents, teams
 from billing.card_links import card_link
 from billing.errors import BillingError
 from billing.links import redeem_token
@@ -21,14 +23,12 @@ from billing.seats import (
     SameSeats,
     SeatPreview,
     SeatsOutOfRange,
-    confirm_seats,
     preview_seats,
     start_team_checkout,
     team_overview,
 )
 from billing.state import clear, expect
 from handlers.context import Ctx
-from handlers.flows.audit import audit
 from handlers.flows.team_access import (
     ADMIN,
     MEMBER,
@@ -46,6 +46,7 @@ from handlers.router import router
 __all__ = ["ADMIN", "MEMBER", "NOBODY", "TeamApp"]
 START_SEATS, CHANGE_SEATS = "team_start_seats", "team_seats"
 _NUMBER = re.compile(r"\s*(\d{1,6})\s*")
+ADMINS_NAMED = 5  # a member is told this many admins' names, then how many more
 
 
 async def assigned_count(ctx: Ctx, team: str) -> int:
@@ -130,10 +131,32 @@ async def team_card(ctx: Ctx, acting: Who, _match: re.Match[str]) -> list[Reply]
                   buttons=rows(Button(ctx.t("Update card"), url=url)))]
 
 
+async def _admin_names(ctx: Ctx, acting: Who) -> str | None:
+    """Name the team's admins (its own and the billing admins added), the first few of them
+    and how many more; None when the app knows none."""
+    async with ctx.billing.db.session() as session:
+        added = await teams.billing_admins(session, channel=ctx.actor.channel,
+                                           team_id=acting.team)
+    admins = list(dict.fromkeys([*await acting.app.team_admins(acting.team), *added]))
+    names = []
+    for admin in admins[:ADMINS_NAMED]:
+        found = await acting.app.team_member(acting.team, admin)
+        names.append(found.name if found is not None else admin)
+    if not names:
+        return None
+    if len(admins) > ADMINS_NAMED:
+        names.append(ctx.t("{count} more", count=len(admins) - ADMINS_NAMED))
+    return format_list(names, locale=ctx.locale)
+
+
 async def _member_view(ctx: Ctx, acting: Who, *, has_plan: bool) -> list[Reply]:
     if not has_plan:
-        return [Reply(ctx.t("Your workspace has no team plan yet. A workspace admin or owner "
-                            "can start one with /billing."))]
+        text = ctx.t("Your workspace has no team plan yet. A workspace admin or owner can "
+                     "start one with /billing.")
+        names = await _admin_names(ctx, acting)
+        if names:
+            text += "\n" + ctx.t("Your workspace's admins: {names}.", names=names)
+        return [Reply(text)]
     async with ctx.billing.db.session() as session:
         held = await teams.holds_seat(session, channel=ctx.actor.channel, team_id=acting.team,
                                       user_id=acting.member)
@@ -247,7 +270,9 @@ def preview_reply(ctx: Ctx, preview: SeatPreview) -> Reply:
     text = ctx.t("From {current} to {seats} seats: {now}, then {then} {per}.",
                  current=preview.current_seats, seats=preview.seats, now=now, then=then,
                  per=per)
-    action = f"team:ok:{preview.seats}:{preview.proration_date}:{preview.prorated}"
+    # The seats it has now go along: a change resumed after a crash tells them in its audit.
+    action = (f"team:ok:{preview.seats}:{preview.proration_date}:{preview.prorated}:"
+              f"{preview.current_seats}")
     return Reply(text, title=ctx.t("Seats"), buttons=rows(
         Button(ctx.t("Confirm"), action=action), Button(ctx.t("Keep as is"),
                                                         action="team:plan")))
@@ -269,26 +294,43 @@ async def preview(ctx: Ctx, acting: Who, text: str, _data: dict[str, object]) ->
     return [preview_reply(ctx, seen)]
 
 
-@router.button(r"team:ok:(\d{1,6}):(\d{1,12}):(-?\d{1,12})")
+@router.button(r"team:ok:(\d{1,6}):(\d{1,12}):(-?\d{1,12})(?::(\d{1,6}))?")
 @team_action(admin=True, linked=True)
 async def confirm(ctx: Ctx, acting: Who, match: re.Match[str]) -> list[Reply]:
-    """Apply exactly the previewed seat change (a moved amount shows a fresh preview)."""
-    seats, date, amount = (int(g) for g in match.groups())
+    """Apply exactly the previewed seat change (a moved amount shows a fresh preview).
+
+    The change is recorded first (billing.team_intents), with the audit line's numbers:
+    a crash after the ack is resumed, and the same Confirm pressed twice names one intent.
+    """
+    seats, date, amount = (int(g) for g in match.groups()[:3])
+    before = int(match.group(4)) if match.group(4) else None
+    channel = ctx.actor.channel
+    ref = f"seats:{acting.team}:{seats}:{date}:{amount}"
     async with ctx.billing.db.session() as session:
-        await clear(session, channel=ctx.actor.channel, user_id=ctx.actor.user_id)
-    try:
-        change = await confirm_seats(ctx.billing, customer_id=acting.customer,
-                                     seats=seats, proration_date=date, amount=amount,
-                                     assigned=await assigned_count(ctx, acting.team))
-    except BillingError as error:
-        return failed(ctx, error)
-    if change.outcome != "applied":
+        await clear(session, channel=channel, user_id=ctx.actor.user_id)
+        intent = await team_intents.record(
+            session, channel=channel, team_id=acting.team, kind=team_intents.SEATS, ref=ref,
+            params={"customer": acting.customer, "seats": seats, "proration_date": date,
+                    "amount": amount, "before": before, "by": ctx.actor.name or acting.member,
+                    "actor": acting.member, "locale": ctx.locale})
+        earlier = await team_intents.named(session, ref) if intent is None else None
+    if intent is None:  # the same Confirm again: the first one's outcome
+        if earlier is not None and earlier.status == team_intents.DONE:
+            return _seats_done(ctx, seats)
+        return [Reply(ctx.t("That change is already under way. Nothing more was changed."))]
+    settled = await team_intents.settle(ctx.billing, intent)
+    if settled.status == team_intents.PENDING:
+        return [Reply(ctx.t("Stripe did not answer in time. I will try again and tell you "
+                            "how it went."))]
+    if settled.error is not None:
+        return failed(ctx, settled.error)
+    if settled.preview is not None:
         return [Reply(ctx.t("The price changed since the preview. Here is the new one."),
-                      edit=True), preview_reply(ctx, change.preview)]
-    done = change.preview
-    async with ctx.billing.db.session() as session:
-        await audit(session, ctx, acting, "seats", before=done.current_seats, after=done.seats,
-                    amount=done.prorated, currency=done.currency)
+                      edit=True), preview_reply(ctx, settled.preview)]
+    return _seats_done(ctx, seats)
+
+
+def _seats_done(ctx: Ctx, seats: int) -> list[Reply]:
     return [Reply(ctx.t("Done: the team now has {seats} seats.", seats=seats), edit=True,
                   buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
 

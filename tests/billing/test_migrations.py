@@ -28,7 +28,8 @@ TABLES = {"chat_links", "link_tokens", "preferences", "stripe_events", "pending_
           "notices", "mirror_customers", "mirror_subscriptions", "mirror_invoices",
           "unreachable_chats", "revenue_states", "save_offers", "chat_events",
           "team_seats", "seat_requests", "broadcasts", "slack_installations", "slack_bots",
-          "slack_oauth_states", "team_settings", "billing_admins", "message_copies"}
+          "slack_oauth_states", "team_settings", "billing_admins", "message_copies",
+          "team_intents"}
 
 
 @pytest.fixture

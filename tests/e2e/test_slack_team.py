@@ -99,9 +99,20 @@ async def test_every_billing_admin_is_welcomed_once_however_often_stripe_tells(
 
 
 async def test_billing_for_a_member_without_a_plan_points_to_the_admins(team: Team) -> None:
-    """A member is told that an admin starts the plan, and gets no admin buttons."""
+    """A member is told that an admin starts the plan and who the admins are (SPEC §6b.2:
+    the workspace's admins and owners and the billing admins added; five names, then how
+    many more), and gets no admin buttons."""
+    for name in ("bea", "cid", "dan", "eli"):
+        team.slack.user(team.workspace, name, is_owner=name == "dan", is_admin=name != "dan")
+    carol, fay = team.slack.user(team.workspace, "carol"), team.slack.user(team.workspace, "fay")
+    for added in (carol, fay):
+        async with team.billing.db.session() as session:
+            await teams.add_billing_admin(session, channel="slack", team_id=team.workspace.id,
+                                          user_id=added.id, added_by=team.admin.id)
     answer = await team.billing_command(team.member)
     assert "admin or owner" in answer.content and answer.buttons() == []
+    admins = answer.content.split("Your workspace's admins: ", 1)[1]
+    assert admins == "ada, bea, cid, dan, eli, and 2 more.", answer.content
 
 
 async def test_connect_with_a_token_links_the_workspace(team: Team) -> None:
