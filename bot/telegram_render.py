@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -29,8 +30,15 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup([
         [InlineKeyboardButton(b.label, url=b.url) if b.url
-         else InlineKeyboardButton(b.label, callback_data=b.action) for b in row]
+         else _action_button(b.label, b.action) for b in row]
         for row in reply.buttons])
+
+
+@lru_cache(maxsize=4096)
+def _action_button(label: str, action: str | None) -> InlineKeyboardButton:
+    """Return a button that sends `action` back: the same few in every reply, and PTB's
+    objects are immutable, so each is built once (a URL button carries a fresh link)."""
+    return InlineKeyboardButton(label, callback_data=action)
 
 
 def caption(reply: Reply) -> str:
