@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import mirror, teams
 from billing.errors import NotFound
+from billing.gateway import idempotency_key
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
-from billing.models import Notice, utcnow
+from billing.models import utcnow
 from billing.notices import (
     enqueue,
     existing_keys,
@@ -39,6 +40,7 @@ from billing.notices import (
     send_time,
 )
 from billing.services import Billing
+from billing.slack_models import TeamIntent
 from billing.subscriptions import LIVE_STATUSES
 from billing.team_notices import SEATS_LINE, for_teams, team_of
 from billing.webhooks import on
@@ -53,9 +55,12 @@ Event = dict[str, Any]
 OUR_KEYS = "portier-"  # billing.gateway.idempotency_key's prefix
 
 
+def _key(event: Event) -> str:
+    return str((event.get("request") or {}).get("idempotency_key") or "")
+
+
 def _ours(event: Event) -> bool:
-    key = (event.get("request") or {}).get("idempotency_key") or ""
-    return str(key).startswith(OUR_KEYS)
+    return _key(event).startswith(OUR_KEYS)
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -246,8 +251,7 @@ async def subscription_changed(billing: Billing, session: AsyncSession, event: E
 
 # -- a team's seats ----------------------------------------------------------------------------
 
-SEAT_AUDIT = "seat_audit"  # the kind of Portier's own audit lines (handlers.flows.audit)
-AUDIT_WINDOW = timedelta(minutes=10)  # how far back an audit line may tell who changed seats
+WHO_WINDOW = timedelta(days=1)  # Stripe keeps an idempotency key 24 hours: no older intent
 
 
 def _team_price_ids(billing: Billing) -> set[str]:
@@ -288,18 +292,15 @@ def seat_change(prices: set[str], previous: dict[str, Any], seen: dict[str, Any]
     return (str(now["id"]), before, after) if before != after else None
 
 
-async def _changed_by(session: AsyncSession, team: str, before: int, after: int) -> str | None:
-    """Return who made a seat change in Portier, as its audit line names them, if that line
-    is written already (it is, right after Stripe answered: usually before the event is
-    processed; without a billing channel there is none)."""
-    lines = await session.scalars(
-        select(Notice.params).where(Notice.kind == SEAT_AUDIT,
-                                    Notice.dedupe_key.like(f"{SEAT_AUDIT}:{team}:%"),
-                                    Notice.created_at >= utcnow() - AUDIT_WINDOW)
-        .order_by(Notice.id.desc()).limit(20))
-    for params in lines:
-        if (params or {}).get("before") == before and (params or {}).get("after") == after:
-            return str(params.get("by") or "") or None
+async def _changed_by(session: AsyncSession, team: str, key: str) -> str | None:
+    """Return who asked for a seat change Portier made: the team intent (recorded before
+    Stripe was called, billing.team_intents) whose idempotency key the event names."""
+    rows = await session.execute(
+        select(TeamIntent.id, TeamIntent.params).where(
+            TeamIntent.team_id == team, TeamIntent.created_at >= utcnow() - WHO_WINDOW))
+    for intent_id, params in rows:
+        if idempotency_key("team-intent", intent_id) == key:  # team_intents.Intent.key
+            return str((params or {}).get("by") or "") or None
     return None
 
 
@@ -309,9 +310,10 @@ async def seats_changed(billing: Billing, session: AsyncSession, event: Event) -
     and, for a change made outside Portier (Stripe's Dashboard, another app), its billing
     channel in one line. A change Portier made (its seat Confirm, an approval: idempotency
     keys `portier-…`, Stripe's `request.idempotency_key`) has its audit line in the channel
-    already, naming who: the channel gets no second line, the DMs name who when that line
-    says. One notice per event (`seats_changed:<subscription>:<event>`), shown only while
-    Stripe still has the event's number of seats (a later event speaks for a newer one)."""
+    already: the channel gets no second line, and the DMs name who asked for it (the team
+    intent under that key). One notice per event (`seats_changed:<subscription>:<event>`),
+    shown only while Stripe still has the event's number of seats (a later event speaks for
+    a newer one)."""
     prices = _team_price_ids(billing)
     seen = _object(event)
     found = seat_change(prices, event["data"].get("previous_attributes") or {}, seen)
@@ -342,7 +344,7 @@ async def seats_changed(billing: Billing, session: AsyncSession, event: Event) -
     rows = []
     for to in chats:
         team = str(team_of(to.user_id))
-        by = await _changed_by(session, team, before, after) if ours else None
+        by = await _changed_by(session, team, _key(event)) if ours else None
         rows.append({"dedupe_key": recipient_key(key, to.channel, to.user_id),
                      "channel": to.channel, "user_id": to.user_id, "chat_id": to.chat_id,
                      "kind": "seats_changed", "params": params | {"by": by},

@@ -14,14 +14,14 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from billing import events as _events  # noqa: F401 - registers the event handlers
-from billing import notice_events, notices, teams
+from billing import notice_events, notices, team_intents, teams
 from billing.catalog import parse_catalog
 from billing.db import Database
 from billing.gateway import idempotency_key
 from billing.links import link_customer
 from billing.mirror_models import MirrorSubscription
 from billing.models import ChatLink, Notice, Preference, utcnow
-from billing.notices import enqueue, expand_team_notices, notify
+from billing.notices import expand_team_notices, notify
 from billing.reminders import scan_renewals
 from billing.team_notices import EXPANDED, SEATS_LINE, TO_EXPAND, TeamAdmin
 from billing.webhooks import process_pending, record
@@ -345,20 +345,28 @@ async def test_seats_changed_elsewhere_reach_each_admin_and_the_billing_channel(
 
 async def test_seats_changed_by_portier_leave_the_channel_to_the_audit_line(
         shop: Shop) -> None:
-    """Portier's own change (its idempotency key): the admins are told, naming who when the
-    audit line says; the billing channel gets no line besides that audit line."""
+    """Portier's own change (a team intent, recorded before Stripe is called, sent under its
+    idempotency key): the admins are told who asked for it; the billing channel gets no line
+    besides the audit line the intent writes."""
     customer, sub = await _team_shop(shop)
-    async with shop.billing.db.session() as session:  # the audit line Confirm wrote
-        await enqueue(session, dedupe_key=f"seat_audit:{TEAM}:1", channel="slack",
-                      user_id=f"{TEAM}:C9", chat_id=f"{TEAM}:C9", kind="seat_audit",
-                      params={"change": "seats", "by": "ada", "before": 3, "after": 4})
+    async with shop.billing.db.session() as session:
+        intent = await team_intents.record(session, channel="slack", team_id=TEAM,
+                                           kind=team_intents.SEATS,
+                                           params={"by": "ada", "seats": 4})
+    assert intent is not None
     item = sub["items"]["data"][0]["id"]
     await shop.billing.gateway.change_quantity(
         sub["id"], item_id=item, quantity=4, proration_date=shop.sandbox.now(),
-        key=idempotency_key("test-seats", customer, 4))
+        key=intent.key)
     await _deliver(shop)
     assert await _seat_notices(shop) == [("team_seats_changed", "T1:U2", 3, 4, "ada"),
                                          ("team_seats_changed", "T1:U3", 3, 4, "ada")]
+    await shop.billing.gateway.change_quantity(  # another key of Portier's: who is unknown
+        sub["id"], item_id=item, quantity=6, proration_date=shop.sandbox.now(),
+        key=idempotency_key("test-seats", customer, 6))
+    await _deliver(shop)
+    assert (await _seat_notices(shop))[2:] == [("team_seats_changed", "T1:U2", 4, 6, None),
+                                               ("team_seats_changed", "T1:U3", 4, 6, None)]
 
 
 async def test_no_seats_notice_for_a_person_or_a_change_undone_since(shop: Shop) -> None:

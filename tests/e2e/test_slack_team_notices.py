@@ -291,8 +291,8 @@ async def test_seats_changed_in_stripe_reach_each_admin_and_the_billing_channel(
 
 
 async def test_seats_changed_with_confirm_post_only_the_audit_line(team: Team) -> None:
-    """An admin confirms 3 → 4 seats in Slack: every billing admin gets the DM, the billing
-    channel exactly one line, the audit line naming who."""
+    """An admin confirms 3 → 4 seats in Slack: every billing admin gets the DM naming who,
+    the billing channel exactly one line, the audit line."""
     cleo = _owner(team)
     customer = await team.buy(3)
     await _dm(team, cleo, "*Team-Tarif gestartet*")
@@ -308,8 +308,9 @@ async def test_seats_changed_with_confirm_post_only_the_audit_line(team: Team) -
     line = await team.slack.next_message(billing)
     assert line.content.startswith("ada added a seat (3 → 4)"), line.content
     told = await _dm(team, team.admin, "*Seats changed*")
-    assert "3 → 4" in told.content, told.content
-    assert "3 → 4" in (await _dm(team, cleo, "*Plätze geändert*")).content
+    assert "ada changed the team plan's seats: 3 → 4." in told.content, told.content
+    german = await _dm(team, cleo, "*Plätze geändert*")
+    assert "ada hat die Plätze des Team-Tarifs geändert: 3 → 4." in german.content
     await team.slack.assert_no_message(billing, within=0.3)  # one line, not two
     await team.slack.assert_no_message(team.admin, within=0.1)
     assert team.world.sandbox.store.all(
