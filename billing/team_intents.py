@@ -153,7 +153,7 @@ async def _tell_admin(session: AsyncSession, intent: Intent, kind: str,
 async def audit_line(session: AsyncSession, *, channel: str, team_id: str, key: str,
                      params: dict[str, Any]) -> bool:
     """Queue an audit line for the team's billing channel under `key` (once); False when
-    the team has none. (handlers.flows.audit writes the chat path's other lines alike.)"""
+    the team has none (handlers.flows.audit writes the chat path's other lines with it)."""
     where = await teams.billing_channel(session, channel=channel, team_id=team_id)
     if where is None:
         return False

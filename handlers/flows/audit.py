@@ -11,14 +11,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import teams
-from billing.notices import enqueue
+from billing.team_intents import SEAT_AUDIT, audit_line
 from handlers.context import Ctx
 from handlers.flows.team_access import Who
 from handlers.notices import RENDERERS
 from handlers.replies import Reply
-
-SEAT_AUDIT = "seat_audit"  # notice kind
 
 
 async def audit(session: AsyncSession, ctx: Ctx, acting: Who, change: str, *,
@@ -27,16 +24,11 @@ async def audit(session: AsyncSession, ctx: Ctx, acting: Who, change: str, *,
                 currency: str | None = None) -> bool:
     """Queue the audit line of a seat change ("seats", "assigned", "unassigned", "approved")
     for the team's billing channel; return False when the team has none."""
-    where = await teams.billing_channel(session, channel=ctx.actor.channel, team_id=acting.team)
-    if where is None:
-        return False
-    chat = f"{acting.team}:{where}"
     params: dict[str, Any] = {"change": change, "by": ctx.actor.name or acting.member,
                               "member": member, "before": before, "after": after,
                               "amount": amount, "currency": currency}
-    return await enqueue(session, dedupe_key=f"{SEAT_AUDIT}:{acting.team}:{time.time_ns()}",
-                         channel=ctx.actor.channel, user_id=chat, chat_id=chat,
-                         kind=SEAT_AUDIT, params=params)
+    return await audit_line(session, channel=ctx.actor.channel, team_id=acting.team,
+                            key=str(time.time_ns()), params=params)
 
 
 def _signed(ctx: Ctx, amount: int, currency: str) -> str:

@@ -6,8 +6,8 @@ from typing import Any, cast
 
 import pytest
 
+from billing.team_intents import SEAT_AUDIT
 from handlers.context import Actor, Ctx
-from handlers.flows.audit import SEAT_AUDIT
 from handlers.notices import RENDERERS
 
 
