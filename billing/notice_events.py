@@ -12,37 +12,30 @@ copies once this transaction is over (billing.team_notices): no handler asks a c
 Events caused by Portier's own requests (idempotency keys `portier-…`) notify nobody: the
 chat that acted was answered directly. Everything else (renewals, retries, changes made in
 the dashboard or another app) is announced to every chat linked to the customer. One
-exception: a team's seat change is told to every billing admin wherever it was made (one
-admin pressed Confirm, the others hear of it); only the billing channel's line is left to
-Portier's own audit line then (`seats_changed`).
+exception, a team's seat change told to every billing admin wherever it was made, is
+billing.seat_events'.
 """
 
 from __future__ import annotations
 
 import importlib
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import mirror, teams
+from billing import mirror
 from billing.errors import NotFound
-from billing.gateway import idempotency_key
+from billing.gateway import ref_id
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
-from billing.models import utcnow
 from billing.notices import (
-    enqueue,
     existing_keys,
     notify,
     recipient_key,
     recipients,
-    send_time,
 )
 from billing.services import Billing
-from billing.slack_models import TeamIntent
 from billing.subscriptions import LIVE_STATUSES
-from billing.team_notices import SEATS_LINE, for_teams, team_of
 from billing.webhooks import on
 
 try:  # the mirror's handlers first (they also register with first=True)
@@ -55,23 +48,19 @@ Event = dict[str, Any]
 OUR_KEYS = "portier-"  # billing.gateway.idempotency_key's prefix
 
 
-def _key(event: Event) -> str:
+def request_key(event: Event) -> str:
+    """Return the idempotency key of the API request that caused the event ("" if none)."""
     return str((event.get("request") or {}).get("idempotency_key") or "")
 
 
-def _ours(event: Event) -> bool:
-    return _key(event).startswith(OUR_KEYS)
+def made_by_portier(event: Event) -> bool:
+    """Tell whether Portier's own request caused the event (its `portier-…` keys)."""
+    return request_key(event).startswith(OUR_KEYS)
 
 
 def _object(event: Event) -> dict[str, Any]:
     obj: dict[str, Any] = event["data"]["object"]
     return obj
-
-
-def _id(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return str(value["id"]) if isinstance(value, dict) else str(getattr(value, "id", ""))
 
 
 async def _send(billing: Billing, session: AsyncSession, customer: str | None, kind: str,
@@ -110,13 +99,13 @@ def _invoice_params(invoice: dict[str, Any]) -> dict[str, Any]:
 async def payment_failed(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Tell the customer a payment failed: amount, reason, next retry; Update card, Pay now."""
     seen = _object(event)
-    if _ours(event):
+    if made_by_portier(event):
         return  # a Pay now or an upgrade in the chat: the chat already said "declined"
     invoice = await mirror.read_invoice(billing, session, seen["id"], payments=True)
     attempt = int(seen.get("attempt_count") or 0)
     if invoice.get("status") != "open" or int(invoice.get("attempt_count") or 0) != attempt:
         return  # paid, voided or tried again since: a later event speaks for it
-    customer = _id(invoice.get("customer"))
+    customer = ref_id(invoice.get("customer"))
     params = _invoice_params(invoice) | {
         "reason": decline_code(invoice) or decline_code(seen) or "card_declined",
         "next_retry": invoice.get("next_payment_attempt"),
@@ -133,7 +122,7 @@ async def action_required(billing: Billing, session: AsyncSession, event: Event)
     if invoice.get("status") != "open" or not invoice.get("hosted_invoice_url"):
         return
     attempt = int(seen.get("attempt_count") or 0)
-    await _send(billing, session, _id(invoice.get("customer")), "action_required",
+    await _send(billing, session, ref_id(invoice.get("customer")), "action_required",
                 f"action_required:{invoice['id']}:{attempt}", _invoice_params(invoice))
 
 
@@ -141,7 +130,7 @@ async def action_required(billing: Billing, session: AsyncSession, event: Event)
 async def payment_received(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Confirm a payment that follows a failure, or every renewal when the catalog says so."""
     seen = _object(event)
-    if _ours(event):
+    if made_by_portier(event):
         return  # paid with Pay now: the chat answered "Paid"
     after_failure = int(seen.get("attempt_count") or 0) > 1
     renewal = (seen.get("billing_reason") == "subscription_cycle"
@@ -153,7 +142,7 @@ async def payment_received(billing: Billing, session: AsyncSession, event: Event
         return
     params = _invoice_params(invoice) | {"amount": int(invoice.get("amount_paid") or 0),
                                          "after_failure": after_failure}
-    await _send(billing, session, _id(invoice.get("customer")), "payment_received",
+    await _send(billing, session, ref_id(invoice.get("customer")), "payment_received",
                 f"payment_received:{invoice['id']}:paid", params)
 
 
@@ -231,7 +220,7 @@ def _confirmed(kind: str, seen: dict[str, Any], now: dict[str, Any]) -> bool:
 @on("customer.subscription.updated")
 async def subscription_changed(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Announce a plan change, a scheduled cancel, a pause or a resume, wherever it was made."""
-    if _ours(event):
+    if made_by_portier(event):
         return  # made in the chat, which confirmed it
     seen = _object(event)
     found = changes(event["data"].get("previous_attributes") or {}, seen)
@@ -245,121 +234,8 @@ async def subscription_changed(billing: Billing, session: AsyncSession, event: E
                     _item(now).get("current_period_end") if now.get("cancel_at_period_end")
                     else None),
                 "resumes_at": (now.get("pause_collection") or {}).get("resumes_at")}
-            await _send(billing, session, _id(now.get("customer")), kind,
+            await _send(billing, session, ref_id(now.get("customer")), kind,
                         f"{kind}:{now['id']}:{event['id']}", params)
-
-
-# -- a team's seats ----------------------------------------------------------------------------
-
-WHO_WINDOW = timedelta(days=1)  # Stripe keeps an idempotency key 24 hours: no older intent
-
-
-def _team_price_ids(billing: Billing) -> set[str]:
-    return {billing.prices.by_key[key].id for key in billing.catalog.team_prices
-            if key in billing.prices.by_key}
-
-
-def _team_item(sub: dict[str, Any], prices: set[str], item_id: str | None = None
-               ) -> dict[str, Any] | None:
-    """Return the subscription's item of a team price (that item, when `item_id` names one
-    of its items)."""
-    items = [i for i in (sub.get("items") or {}).get("data") or []
-             if _id(i.get("price")) in prices]
-    return next((i for i in items if i.get("id") == item_id), None) or (
-        items[0] if items else None)
-
-
-def seat_change(prices: set[str], previous: dict[str, Any], seen: dict[str, Any]
-                ) -> tuple[str, int, int] | None:
-    """Return (item, seats before, seats after) when a customer.subscription.updated event
-    changed the quantity of the item of a team price, else None.
-
-    `previous_attributes` names only what changed; when an item changed, it holds the whole
-    `items` list as it was (Stripe: "If an array attribute has any updated elements, this
-    object contains the entire array"). The item is matched by id, else by its price.
-    """
-    if not isinstance(previous.get("items"), dict):
-        return None
-    now = _team_item(seen, prices)
-    if now is None:
-        return None
-    was_items = previous["items"].get("data") or []
-    was = next((i for i in was_items if i.get("id") == now.get("id")), None) or next(
-        (i for i in was_items if _id(i.get("price")) == _id(now.get("price"))), None)
-    if was is None:
-        return None
-    before, after = int(was.get("quantity") or 0), int(now.get("quantity") or 0)
-    return (str(now["id"]), before, after) if before != after else None
-
-
-async def _changed_by(session: AsyncSession, team: str, key: str) -> str | None:
-    """Return who asked for a seat change Portier made: the team intent (recorded before
-    Stripe was called, billing.team_intents) whose idempotency key the event names."""
-    rows = await session.execute(
-        select(TeamIntent.id, TeamIntent.params).where(
-            TeamIntent.team_id == team, TeamIntent.created_at >= utcnow() - WHO_WINDOW))
-    for intent_id, params in rows:
-        if idempotency_key("team-intent", intent_id) == key:  # team_intents.Intent.key
-            return str((params or {}).get("by") or "") or None
-    return None
-
-
-@on("customer.subscription.updated")
-async def seats_changed(billing: Billing, session: AsyncSession, event: Event) -> None:
-    """Tell a team's billing admins (each in their DM) that its seats changed, before → after,
-    and, for a change made outside Portier (Stripe's Dashboard, another app), its billing
-    channel in one line. A change Portier made (its seat Confirm, an approval: idempotency
-    keys `portier-…`, Stripe's `request.idempotency_key`) has its audit line in the channel
-    already: the channel gets no second line, and the DMs name who asked for it (the team
-    intent under that key). One notice per event (`seats_changed:<subscription>:<event>`),
-    shown only while Stripe still has the event's number of seats (a later event speaks for
-    a newer one)."""
-    prices = _team_price_ids(billing)
-    seen = _object(event)
-    found = seat_change(prices, event["data"].get("previous_attributes") or {}, seen)
-    if found is None:
-        return
-    item_id, before, after = found
-    customer = _id(seen.get("customer"))
-    chats = [to for to in await recipients(session, customer) if team_of(to.user_id)] \
-        if customer else []
-    if not chats:
-        return  # not a linked team's subscription (a person's seats are no team's news)
-    now = await mirror.read_subscription(billing, session, seen["id"])
-    item = _team_item(now, prices, item_id)
-    if (now.get("status") not in LIVE_STATUSES or _id(now.get("customer")) != customer
-            or item is None or int(item.get("quantity") or 0) != after):
-        return
-    ours = _ours(event)
-    price = item.get("price") or {}
-    recurring = price.get("recurring") or {}
-    params: dict[str, Any] = {
-        "subscription": now["id"], "before": before, "after": after, "outside": not ours,
-        "amount": int(price.get("unit_amount") or 0) * after,
-        "currency": price.get("currency") or "eur",
-        "interval": recurring.get("interval") or "month",
-        "interval_count": int(recurring.get("interval_count") or 1)}
-    key, at, quiet = f"seats_changed:{now['id']}:{event['id']}", utcnow(), \
-        billing.catalog.quiet_hours
-    rows = []
-    for to in chats:
-        team = str(team_of(to.user_id))
-        by = await _changed_by(session, team, _key(event)) if ours else None
-        rows.append({"dedupe_key": recipient_key(key, to.channel, to.user_id),
-                     "channel": to.channel, "user_id": to.user_id, "chat_id": to.chat_id,
-                     "kind": "seats_changed", "params": params | {"by": by},
-                     "send_after": send_time("seats_changed", quiet, to.timezone, at)})
-        where = None if ours else await teams.billing_channel(
-            session, channel=to.channel, team_id=team)
-        if where is not None:  # the channel's line, as the audit line would have been
-            chat = f"{team}:{where}"
-            await enqueue(session, dedupe_key=recipient_key(
-                f"{SEATS_LINE}:{now['id']}:{event['id']}", to.channel, chat),
-                channel=to.channel, user_id=chat, chat_id=chat, kind=SEATS_LINE,
-                params=params | {"team": team},
-                send_after=send_time(SEATS_LINE, quiet, to.timezone, at))
-    for one in for_teams(rows, quiet_hours=quiet, now=at):  # each team's waiting row
-        await enqueue(session, **one)
 
 
 @on("customer.subscription.paused")
@@ -367,27 +243,27 @@ async def seats_changed(billing: Billing, session: AsyncSession, event: Event) -
 async def subscription_paused(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Announce a subscription paused or resumed by status (a trial ended without a card)."""
     kind = "paused" if event["type"].endswith(".paused") else "resumed"
-    if _ours(event):
+    if made_by_portier(event):
         return
     seen = _object(event)
     now = await mirror.read_subscription(billing, session, seen["id"])
     if (now.get("status") == "paused") != (kind == "paused"):
         return
-    await _send(billing, session, _id(now.get("customer")), kind,
+    await _send(billing, session, ref_id(now.get("customer")), kind,
                 f"{kind}:{now['id']}:{event['id']}", _sub_params(billing, now))
 
 
 @on("customer.subscription.deleted")
 async def subscription_ended(billing: Billing, session: AsyncSession, event: Event) -> None:
     """Announce that a subscription has ended (canceled, or after failed payments)."""
-    if _ours(event):
+    if made_by_portier(event):
         return
     seen = _object(event)
     now = await mirror.read_subscription(billing, session, seen["id"])
     if now.get("status") != "canceled":
         return
     reason = (now.get("cancellation_details") or {}).get("reason")
-    await _send(billing, session, _id(now.get("customer")), "ended",
+    await _send(billing, session, ref_id(now.get("customer")), "ended",
                 f"ended:{now['id']}:{now.get('ended_at') or event['id']}",
                 _sub_params(billing, now) | {"reason": reason, "ended_at": now.get("ended_at")})
 
@@ -399,7 +275,7 @@ async def trial_ending(billing: Billing, session: AsyncSession, event: Event) ->
     now = await mirror.read_subscription(billing, session, seen["id"])
     if now.get("status") != "trialing" or not now.get("trial_end"):
         return
-    await _send(billing, session, _id(now.get("customer")), "trial_ending",
+    await _send(billing, session, ref_id(now.get("customer")), "trial_ending",
                 f"trial_ending:{now['id']}:{now['trial_end']}",
                 _sub_params(billing, now) | {"trial_end": now["trial_end"]})
 
@@ -416,13 +292,13 @@ def new_default_card(event: Event) -> tuple[str | None, str | None]:
     if event["type"] == "customer.updated":
         before = previous.get("invoice_settings") or {}
         now = (seen.get("invoice_settings") or {}).get("default_payment_method")
-        customer = _id(seen.get("id"))
+        customer = ref_id(seen.get("id"))
     else:
-        before, now, customer = previous, seen.get("default_payment_method"), _id(
+        before, now, customer = previous, seen.get("default_payment_method"), ref_id(
             seen.get("customer"))
     if not before.get("default_payment_method") or not now:
         return None, None
-    return customer, _id(now)
+    return customer, ref_id(now)
 
 
 async def pays(session: AsyncSession, customer_id: str, card_id: str) -> bool:

@@ -9,6 +9,7 @@ import logging
 
 from billing import events as _event_handlers  # noqa: F401 - registers the event handlers
 from billing import notice_events as _notice_handlers  # noqa: F401 - after the mirror's (1)
+from billing import seat_events as _seat_handlers  # noqa: F401 - a team's seats changed
 from billing.services import Billing
 from billing.webhooks import process_pending
 from bot.outbox import Outbox, Sender

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from billing import events as _events  # noqa: F401 - registers the event handlers
-from billing import notice_events, notices, team_intents, teams
+from billing import notices, seat_events, team_intents, teams
 from billing.catalog import parse_catalog
 from billing.db import Database
 from billing.gateway import idempotency_key
@@ -330,7 +330,7 @@ async def test_seats_changed_elsewhere_reach_each_admin_and_the_billing_channel(
     assert event["request"]["id"].startswith("req_")  # an API request, not Portier's
     assert not str(event["request"]["idempotency_key"] or "").startswith("portier-")
     async with shop.billing.db.session() as session:  # the same event handled once more
-        await notice_events.seats_changed(shop.billing, session, event)
+        await seat_events.seats_changed(shop.billing, session, event)
     await _deliver(shop)  # every event redelivered
     await _dashboard(shop, sub, {"metadata": {"note": "x"}})
     await _deliver(shop)
