@@ -78,6 +78,16 @@ def _crash_once(monkeypatch: pytest.MonkeyPatch, step: str) -> asyncio.Event:
     return crashed
 
 
+async def _press_and_die(team: Team, monkeypatch: pytest.MonkeyPatch, step: str,
+                         where: SlackMessage, label: str) -> None:
+    """Press `label` in `where` with the replica dying at `team_intents.<step>`; return once
+    the listener has unwound (the ack came first)."""
+    crashed = _crash_once(monkeypatch, step)
+    assert (await team.driver.press(team.admin, where, label)).status == 200
+    await asyncio.wait_for(crashed.wait(), 10)
+    await asyncio.sleep(0.05)  # the listener unwinds
+
+
 async def _resume(team: Team) -> int:
     """One resumer pass (pending for any time at all), then the outbox sends what it queued."""
     settled = await team_intents.resume(team.billing, older_than=0)
@@ -131,10 +141,7 @@ async def test_a_crash_after_stripe_bought_the_seat_is_resumed_once(
     line, DMs the member once and tells the admin; a second pass finds nothing."""
     customer, billing = await _full_team(team)
     asked = await _asked(team, billing)
-    crashed = _crash_once(monkeypatch, "complete")
-    assert (await team.driver.press(team.admin, asked, "Approve")).status == 200
-    await asyncio.wait_for(crashed.wait(), 10)
-    await asyncio.sleep(0.05)  # the listener unwinds
+    await _press_and_die(team, monkeypatch, "complete", asked, "Approve")
     assert _quantity(team, customer) == 2 and _updates(team, customer) == (1, 1)
     assert await _state(team) == ([team.admin.id], [])  # claimed, not assigned
     assert await _intents(team) == [("approve", "pending", 0)]
@@ -166,10 +173,7 @@ async def test_a_crash_before_stripe_is_resumed_and_the_admin_hears_back(
     modal = await team.slack.next_view(team.admin)
     await team.driver.submit(team.admin, modal, {"answer": {"value": "3"}})
     preview = await team.slack.next_ephemeral(team.admin)
-    crashed = _crash_once(monkeypatch, "_stripe")
-    await team.driver.press(team.admin, preview, "Confirm")
-    await asyncio.wait_for(crashed.wait(), 10)
-    await asyncio.sleep(0.05)
+    await _press_and_die(team, monkeypatch, "_stripe", preview, "Confirm")
     assert _quantity(team, customer) == 1 and _updates(team, customer) == (0, 0)
     assert await _intents(team) == [("seats", "pending", 0)]
 
@@ -197,10 +201,7 @@ async def test_a_refused_stripe_call_changes_nothing_and_the_request_waits_again
     told that nothing was changed."""
     customer, billing = await _full_team(team)
     asked = await _asked(team, billing)
-    crashed = _crash_once(monkeypatch, "_stripe")
-    await team.driver.press(team.admin, asked, "Approve")
-    await asyncio.wait_for(crashed.wait(), 10)
-    await asyncio.sleep(0.05)
+    await _press_and_die(team, monkeypatch, "_stripe", asked, "Approve")
     assert await _state(team) == ([team.admin.id], [])
     sandbox = team.world.sandbox
     sub = _subscription(team, customer)["id"]
@@ -229,10 +230,7 @@ async def test_two_resumers_at_once_settle_an_intent_once(
     once: one takes it, the seat is bought and assigned once, one DM, one audit line."""
     customer, billing = await _full_team(team)
     asked = await _asked(team, billing)
-    crashed = _crash_once(monkeypatch, "_stripe")
-    await team.driver.press(team.admin, asked, "Approve")
-    await asyncio.wait_for(crashed.wait(), 10)
-    await asyncio.sleep(0.05)
+    await _press_and_die(team, monkeypatch, "_stripe", asked, "Approve")
 
     settled = await asyncio.gather(*(team_intents.resume(team.billing, older_than=0)
                                      for _ in range(2)))
