@@ -12,7 +12,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from billing.db import make_engine
+from billing.db import Database, make_engine
 from billing.migrate import alembic_config, upgrade
 from tests.world import World, make_world
 
@@ -67,6 +67,14 @@ async def database_url(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "portier.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A Database on the freshly migrated test database, without Stripe."""
+    database = Database(database_url)
+    yield database
+    await database.close()
 
 
 @pytest.fixture

@@ -142,10 +142,3 @@ def billing(shop: Shop) -> Billing:
     """The Billing of the shop."""
     return shop.billing
 
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    """A Database on the freshly migrated test database, without Stripe."""
-    database = Database(database_url)
-    yield database
-    await database.close()

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
 from billing.db import Database
 from billing.models import utcnow
 from billing.revenue import offer_accepted, offer_made
 from billing.revenue_models import SaveOffer
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    """The migrated test database."""
-    database = Database(database_url)
-    yield database
-    await database.close()
 
 
 async def _offers(db: Database) -> list[tuple[str, str, bool]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,6 @@ from sqlalchemy import event
 from billing.db import Database
 from bot import slack_oauth
 from bot.slack_oauth import EncryptedInstallationStore
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    """Portier's database, migrated (the store's tables come from Alembic)."""
-    database = Database(database_url)
-    yield database
-    await database.close()
 
 
 def _bot(token: str, installed_at: float) -> Bot:

@@ -148,13 +148,6 @@ async def test_an_outbox_push_hides_no_429_or_5xx(installed: Installed) -> None:
 # -- FreshBots on its own: what another process (a second replica) did -------------------
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    """Portier's database, migrated."""
-    database = Database(database_url)
-    yield database
-    await database.close()
-
 
 def _stored_bot(team: FakeWorkspace, expires_in: int) -> Bot:
     assert team.bot_token and team.refresh_token
