@@ -29,11 +29,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
-    String,
     Table,
     bindparam,
     case,
-    cast,
     delete,
     exists,
     select,
@@ -51,7 +49,8 @@ from billing.mirror_values import (
     subscription_values,
 )
 from billing.mirror_values import coupon_name as _coupon_name
-from billing.models import Base, StripeEvent, utcnow
+from billing.models import Base, ChatLink, StripeEvent, utcnow
+from billing.prefs import PROFILE, Profile, profile_of
 from billing.services import Billing
 from billing.webhooks import handler_session
 
@@ -283,26 +282,26 @@ def recent(customer: MirrorCustomer | None, subscriptions: list[MirrorSubscripti
     return now - newest < MAX_AGE
 
 
-def _like_escaped(text: str) -> str:
-    return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
-
-
-def _pending_naming(pattern: Any) -> Any:
-    return exists().where(StripeEvent.status == "pending",
-                          cast(StripeEvent.payload, String).like(pattern, escape="/"))
+def _waiting(customer_id: Any) -> Any:
+    """Whether a stored event naming the customer still waits to be processed."""
+    return exists().where(StripeEvent.customer_id == customer_id,
+                          StripeEvent.status == "pending").label("pending")
 
 
 # A chat view's one read: the customer, their subscriptions, and whether an event naming them
 # waits. Core rather than ORM (every `/plan` runs it), built once so its compiled form is kept.
 _CUSTOMERS = cast_table(MirrorCustomer.__table__)
 _SUBSCRIPTIONS = cast_table(MirrorSubscription.__table__)
-_VIEW = (select(_CUSTOMERS, _SUBSCRIPTIONS)
+_VIEW = (select(_CUSTOMERS, _SUBSCRIPTIONS, _waiting(_CUSTOMERS.c.id))
          .select_from(_CUSTOMERS.outerjoin(
              _SUBSCRIPTIONS, _SUBSCRIPTIONS.c.customer_id == _CUSTOMERS.c.id))
          .where(_CUSTOMERS.c.id == bindparam("customer_id"))
          .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
-# Its own statement: inside the one above, SQLite took five times as long to answer it.
-_PENDING = select(_pending_naming(bindparam("pattern")))
+# The same joined to the chat user's profile: an update's whole first read in one statement.
+_CONTEXT = (PROFILE.add_columns(_CUSTOMERS, _SUBSCRIPTIONS, _waiting(ChatLink.customer_id))
+            .outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == ChatLink.customer_id)
+            .outerjoin(_SUBSCRIPTIONS, _SUBSCRIPTIONS.c.customer_id == _CUSTOMERS.c.id)
+            .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
 
 
 _LABELS = {model: [(column.key, f"{table.name}_{column.key}") for column in table.c]
@@ -333,15 +332,34 @@ class View:
 
 
 async def read_view(rows: AsyncConnection, customer_id: str) -> View:
-    """Read the customer's rows for a chat view in an open read (`Database.read_rows`), so
-    that the portal reads them in the same snapshot as the chat user's profile."""
+    """Read the customer's rows for a chat view in an open read (`Database.read_rows`)."""
     found = [row._mapping for row in await rows.execute(_VIEW, {"customer_id": customer_id})]
+    return _view_of(customer_id, found)
+
+
+async def read_context(rows: AsyncConnection, *, channel: str, user_id: str, chat_id: str
+                       ) -> tuple[Profile, View | None]:
+    """Read the chat user's profile and, when they are linked, their customer's rows for a
+    chat view, in one statement of an open read."""
+    found = [row._mapping for row in await rows.execute(
+        _CONTEXT, {"channel": channel, "user_id": user_id, "chat_id": chat_id})]
+    profile = profile_of(found[0], channel=channel, user_id=user_id)
+    if profile.link is None:
+        return profile, None
+    customer_id = profile.link.customer_id
+    return profile, _view_of(customer_id, found if found[0][_CUSTOMER_ID] is not None else [])
+
+
+_CUSTOMER_ID = f"{_CUSTOMERS.name}_id"
+_SUBSCRIPTION_ID = f"{_SUBSCRIPTIONS.name}_id"
+
+
+def _view_of(customer_id: str, found: list[RowMapping]) -> View:
     if not found:
         return View(customer_id, None, [], pending=False)
-    pending = bool(await rows.scalar(_PENDING, {"pattern": _like_escaped(customer_id)}))
     return View(customer_id, _from_row(MirrorCustomer, found[0]),
                 [_from_row(MirrorSubscription, row) for row in found
-                 if row[f"{_SUBSCRIPTIONS.name}_id"] is not None], pending=pending)
+                 if row[_SUBSCRIPTION_ID] is not None], pending=bool(found[0]["pending"]))
 
 
 async def view_rows(billing: Billing, customer_id: str, *, read: View | None = None

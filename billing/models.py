@@ -93,11 +93,15 @@ class StripeEvent(Base):
     """A Stripe event received by the webhook or the sweep, stored under its unique id."""
 
     __tablename__ = "stripe_events"
+    # "Is an event naming this customer still waiting?" — asked by every chat view.
+    __table_args__ = (Index("ix_stripe_events_customer_status", "customer_id", "status"),)
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(128))
     created: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The customer the event's object belongs to (`webhooks.customer_named`), if any.
+    customer_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import String, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing.links import Link
@@ -29,9 +30,11 @@ _me = select(bindparam("channel", type_=String).label("channel"),
              bindparam("user_id", type_=String).label("user_id"),
              bindparam("chat_id", type_=String).label("chat_id")).subquery("me")
 # One statement, built once (so SQLAlchemy keeps its compiled form): every update runs it.
-_PROFILE = (
-    select(Preference.locale, Preference.timezone, ChatLink.chat_id, ChatLink.customer_id,
-           UnreachableChat.marked_at)
+# Labelled, so that a statement built on it (`mirror.read_context`) keeps the names.
+PROFILE = (
+    select(Preference.locale.label("locale"), Preference.timezone.label("timezone"),
+           ChatLink.chat_id.label("chat_id"), ChatLink.customer_id.label("customer_id"),
+           UnreachableChat.marked_at.label("marked_at"))
     .select_from(_me)
     .outerjoin(Preference, and_(Preference.channel == _me.c.channel,
                                 Preference.user_id == _me.c.user_id))
@@ -45,12 +48,17 @@ async def get_profile(connection: AsyncConnection | AsyncSession, *, channel: st
                       user_id: str, chat_id: str) -> Profile:
     """Return the chat user's language, time zone and link (each None when not stored), and
     whether the chat is marked unreachable."""
-    row = (await connection.execute(_PROFILE, {"channel": channel, "user_id": user_id,
-                                               "chat_id": chat_id})).one()
-    link = (Link(channel=channel, user_id=user_id, chat_id=row.chat_id,
-                 customer_id=row.customer_id) if row.customer_id is not None else None)
-    return Profile(locale=row.locale, timezone=row.timezone, link=link,
-                   unreachable=row.marked_at is not None)
+    row = (await connection.execute(PROFILE, {"channel": channel, "user_id": user_id,
+                                              "chat_id": chat_id})).one()
+    return profile_of(row._mapping, channel=channel, user_id=user_id)
+
+
+def profile_of(row: RowMapping, *, channel: str, user_id: str) -> Profile:
+    """Return the profile a row of `PROFILE` (or of a statement built on it) holds."""
+    link = (Link(channel=channel, user_id=user_id, chat_id=row["chat_id"],
+                 customer_id=row["customer_id"]) if row["customer_id"] is not None else None)
+    return Profile(locale=row["locale"], timezone=row["timezone"], link=link,
+                   unreachable=row["marked_at"] is not None)
 
 
 async def get_prefs(session: AsyncSession, *, channel: str, user_id: str) -> Preference | None:

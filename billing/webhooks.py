@@ -131,16 +131,36 @@ def _malformed_event(data: dict[str, Any]) -> str | None:
     return None
 
 
+def customer_named(event: dict[str, Any]) -> str | None:
+    """Return the customer an event's object belongs to: the customer itself, the object's
+    `customer` (an id, or an expanded customer), or, for an object just detached from one
+    (`payment_method.detached`), the `customer` in its `previous_attributes`."""
+    body = event.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
+        return None
+    item, before = body["object"], body.get("previous_attributes")
+    found = item.get("id") if item.get("object") == "customer" else item.get("customer")
+    if isinstance(found, dict):
+        found = found.get("id")
+    if found is None and isinstance(before, dict):
+        found = before.get("customer")
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ID else None
+
+
+def _row(event: dict[str, Any], received: datetime) -> dict[str, Any]:
+    return {"id": event["id"], "type": event["type"], "created": int(event.get("created") or 0),
+            "payload": event, "customer_id": customer_named(event), "status": "pending",
+            "attempts": 0, "received_at": received}
+
+
 async def record(session: AsyncSession, event: dict[str, Any]) -> bool:
     """Store an event once under its id; return False for a duplicate."""
     # One statement, no savepoint: the second of two simultaneous deliveries waits for the
     # first's row and then inserts nothing (ON CONFLICT DO NOTHING on both dialects).
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(StripeEvent).values(
-        id=event["id"], type=event["type"], created=int(event.get("created") or 0),
-        payload=event, status="pending", attempts=0, received_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["id"]).returning(StripeEvent.id)
+    statement = insert(StripeEvent).values(_row(event, utcnow())).on_conflict_do_nothing(
+        index_elements=["id"]).returning(StripeEvent.id)
     return (await session.execute(statement)).scalar() is not None
 
 
@@ -151,9 +171,7 @@ async def record_many(session: AsyncSession, events: list[dict[str, Any]]) -> li
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     received, tick = utcnow(), timedelta(microseconds=1)
     first = {event["id"]: n for n, event in reversed(list(enumerate(events)))}
-    rows = [{"id": event["id"], "type": event["type"], "created": int(event.get("created") or 0),
-             "payload": event, "status": "pending", "attempts": 0,
-             "received_at": received + n * tick}  # arrival order within the batch
+    rows = [_row(event, received + n * tick)  # arrival order within the batch
             for n, event in enumerate(events) if first[event["id"]] == n]
     statement = insert(StripeEvent).values(rows).on_conflict_do_nothing(
         index_elements=["id"]).returning(StripeEvent.id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from billing.deliveries import mark_reachable
 from billing.errors import BillingError
-from billing.mirror import read_view
+from billing.mirror import read_context
 from billing.prefs import get_profile, remember_locale
 from billing.services import Billing
 from billing.state import take
@@ -75,11 +75,13 @@ class Portal:
         """Build the context of one update (or, not incoming, of a pushed notice): the user's
         language, time zone and link; and, for a route that starts by reading the linked
         customer's mirror rows, those rows, in the same read."""
+        who = {"channel": actor.channel, "user_id": actor.user_id, "chat_id": actor.chat_id}
+        view = None
         async with self.billing.db.read_rows() as rows:
-            profile = await get_profile(rows, channel=actor.channel, user_id=actor.user_id,
-                                        chat_id=actor.chat_id)
-            view = (await read_view(rows, profile.link.customer_id)
-                    if profile.link is not None and self._runs(route, actor) else None)
+            if self._runs(route, actor):
+                profile, view = await read_context(rows, **who)
+            else:
+                profile = await get_profile(rows, **who)
         if profile.unreachable and incoming:
             # The chat refused a message earlier (blocked, removed); it talks to us again now.
             async with self.billing.db.session() as session:

@@ -35,12 +35,15 @@ async def test_plan_is_one_read_and_no_stripe_request(shop: Shop) -> None:
     customer's rows in one snapshot) and no Stripe request."""
     portal, _ = await _linked(shop)
     reads: list[Any] = []
-    event.listen(shop.billing.db.read_engine.sync_engine, "checkout",
-                 lambda *args: reads.append(args))
+    statements: list[str] = []
+    engine = shop.billing.db.read_engine.sync_engine
+    event.listen(engine, "checkout", lambda *args: reads.append(args))
+    event.listen(engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
     before = len(shop.sandbox.requests)
     [reply] = await portal.command(ACTOR, "plan")
     assert "Visa •••• 4242" in reply.text
     assert (len(reads), shop.sandbox.requests[before:]) == (1, [])
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 1
     [again] = await portal.button(ACTOR, "plan")
     assert (again.text, len(reads)) == (reply.text, 2)
 

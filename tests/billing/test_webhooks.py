@@ -144,6 +144,29 @@ async def test_records_an_event_once(db: Database) -> None:
     assert await _count(db, StripeEvent) == 1
 
 
+# Shapes from Stripe's API reference: an event's `data.object` is the object itself, whose
+# `customer` is an id or, expanded, a customer; `data.previous_attributes` holds the values
+# an update changed (https://docs.stripe.com/api/events/object). A detached payment method
+# has `customer: null` and names its former customer only there.
+@pytest.mark.parametrize(("data", "named"), [
+    ({"object": {"id": "cus_1", "object": "customer"}}, "cus_1"),
+    ({"object": {"id": "sub_1", "object": "subscription", "customer": "cus_2"}}, "cus_2"),
+    ({"object": {"id": "in_1", "object": "invoice", "customer": {"id": "cus_3",
+                                                                  "object": "customer"}}},
+     "cus_3"),
+    ({"object": {"id": "pm_1", "object": "payment_method", "customer": None},
+      "previous_attributes": {"customer": "cus_4"}}, "cus_4"),
+    ({"object": {"id": "prod_1", "object": "product"}}, None),
+    ({"object": {"id": "sub_2", "object": "subscription", "customer": 7}}, None),
+    ({"object": {"id": "sub_3", "object": "subscription", "customer": "c" * 300}}, None),
+])
+async def test_an_event_is_stored_with_the_customer_it_names(db: Database, data: Any,
+                                                             named: str | None) -> None:
+    """It keeps the customer an event's object belongs to, for the chat views' freshness."""
+    assert await _record(db, dict(event(), data=data)) is True
+    assert (await _row(db, "evt_1")).customer_id == named
+
+
 async def test_two_sessions_racing_store_one_row(db: Database) -> None:
     """It stores one row when the same event is recorded by two sessions at once."""
     async with db.session() as first:
