@@ -21,7 +21,7 @@ chat shows it at once without re-reading the customer. Mapping Stripe's objects 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,12 +34,14 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    lambda_stmt,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.db import Rows
 from billing.errors import NotFound
 from billing.mirror_models import MirrorCustomer, MirrorInvoice, MirrorSubscription
 from billing.mirror_values import (
@@ -289,7 +291,9 @@ def _waiting(customer_id: Any) -> Any:
 
 
 # A chat view's one read: the customer, their subscriptions, and whether an event naming them
-# waits. Core rather than ORM (every `/plan` runs it), built once so its compiled form is kept.
+# waits. Core rather than ORM (every `/plan` runs it), built once and run as a lambda
+# statement, whose cache key is its code's place rather than a walk over its sixty columns
+# (https://docs.sqlalchemy.org/en/20/core/connections.html#quick-guidelines-for-lambdas).
 _CUSTOMERS = cast_table(MirrorCustomer.__table__)
 _SUBSCRIPTIONS = cast_table(MirrorSubscription.__table__)
 _VIEW = (select(_CUSTOMERS, _SUBSCRIPTIONS, _waiting(_CUSTOMERS.c.id))
@@ -302,18 +306,40 @@ _CONTEXT = (PROFILE.add_columns(_CUSTOMERS, _SUBSCRIPTIONS, _waiting(ChatLink.cu
             .outerjoin(_CUSTOMERS, _CUSTOMERS.c.id == ChatLink.customer_id)
             .outerjoin(_SUBSCRIPTIONS, _SUBSCRIPTIONS.c.customer_id == _CUSTOMERS.c.id)
             .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
+_RUN_VIEW = lambda_stmt(lambda: _VIEW)
+_RUN_CONTEXT = lambda_stmt(lambda: _CONTEXT)
 
 
-_LABELS = {model: [(column.key, f"{table.name}_{column.key}") for column in table.c]
-           for model, table in ((MirrorCustomer, _CUSTOMERS),
-                                (MirrorSubscription, _SUBSCRIPTIONS))}
+@dataclass(frozen=True)
+class _Layout:
+    """Where a statement's row holds the customer's and a subscription's columns (in their
+    tables' order, as selected above) and the pending flag."""
+
+    customer: slice
+    subscription: slice
+    pending: int
+
+    @classmethod
+    def after(cls, statement: Any, first: int) -> _Layout:
+        customer = slice(first, first + len(_CUSTOMERS.c))
+        subscription = slice(customer.stop, customer.stop + len(_SUBSCRIPTIONS.c))
+        if len(statement.selected_columns) != subscription.stop + 1:
+            raise RuntimeError("the view's columns are not where its reader takes them")
+        return cls(customer, subscription, subscription.stop)
 
 
-def _from_row(model: type[_Row], mapping: RowMapping) -> _Row:
+_KEYS = {MirrorCustomer: [column.key for column in _CUSTOMERS.c],
+         MirrorSubscription: [column.key for column in _SUBSCRIPTIONS.c]}
+_ID = _KEYS[MirrorCustomer].index("id")  # the same place in both tables
+_VIEW_LAYOUT = _Layout.after(_VIEW, 0)
+_CONTEXT_LAYOUT = _Layout.after(_CONTEXT, len(PROFILE.selected_columns))
+
+
+def _from_row(model: type[_Row], values: Sequence[Any]) -> _Row:
     """Return a detached instance holding a row's values, as the ORM's own loader fills one
     (into the instance's dict, without the change events a constructor fires per column)."""
     instance: _Row = model.__mapper__.class_manager.new_instance()
-    instance.__dict__.update({key: mapping[label] for key, label in _LABELS[model]})
+    instance.__dict__.update(zip(_KEYS[model], values, strict=True))
     return instance
 
 
@@ -331,35 +357,32 @@ class View:
         return not self.pending and recent(self.customer, self.subscriptions, now)
 
 
-async def read_view(rows: AsyncConnection, customer_id: str) -> View:
+async def read_view(rows: Rows, customer_id: str) -> View:
     """Read the customer's rows for a chat view in an open read (`Database.read_rows`)."""
-    found = [row._mapping for row in await rows.execute(_VIEW, {"customer_id": customer_id})]
-    return _view_of(customer_id, found)
+    found = list(await rows.execute(_RUN_VIEW, {"customer_id": customer_id}))
+    return _view_of(customer_id, found, _VIEW_LAYOUT)
 
 
-async def read_context(rows: AsyncConnection, *, channel: str, user_id: str, chat_id: str
+async def read_context(rows: Rows, *, channel: str, user_id: str, chat_id: str
                        ) -> tuple[Profile, View | None]:
     """Read the chat user's profile and, when they are linked, their customer's rows for a
     chat view, in one statement of an open read."""
-    found = [row._mapping for row in await rows.execute(
-        _CONTEXT, {"channel": channel, "user_id": user_id, "chat_id": chat_id})]
-    profile = profile_of(found[0], channel=channel, user_id=user_id)
+    found = list(await rows.execute(
+        _RUN_CONTEXT, {"channel": channel, "user_id": user_id, "chat_id": chat_id}))
+    profile = profile_of(found[0]._mapping, channel=channel, user_id=user_id)
     if profile.link is None:
         return profile, None
-    customer_id = profile.link.customer_id
-    return profile, _view_of(customer_id, found if found[0][_CUSTOMER_ID] is not None else [])
+    return profile, _view_of(profile.link.customer_id, found, _CONTEXT_LAYOUT)
 
 
-_CUSTOMER_ID = f"{_CUSTOMERS.name}_id"
-_SUBSCRIPTION_ID = f"{_SUBSCRIPTIONS.name}_id"
-
-
-def _view_of(customer_id: str, found: list[RowMapping]) -> View:
-    if not found:
+def _view_of(customer_id: str, found: list[Row[Any]], layout: _Layout) -> View:
+    first = found[0][layout.customer] if found else None
+    if first is None or first[_ID] is None:
         return View(customer_id, None, [], pending=False)
-    return View(customer_id, _from_row(MirrorCustomer, found[0]),
-                [_from_row(MirrorSubscription, row) for row in found
-                 if row[_SUBSCRIPTION_ID] is not None], pending=bool(found[0]["pending"]))
+    return View(customer_id, _from_row(MirrorCustomer, first),
+                [_from_row(MirrorSubscription, values) for row in found
+                 if (values := row[layout.subscription])[_ID] is not None],
+                pending=bool(found[0][layout.pending]))
 
 
 async def view_rows(billing: Billing, customer_id: str, *, read: View | None = None

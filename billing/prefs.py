@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import String, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.db import Rows
 from billing.links import Link
 from billing.models import ChatLink, Preference, UnreachableChat, utcnow
 
@@ -44,7 +45,7 @@ PROFILE = (
                                      UnreachableChat.chat_id == _me.c.chat_id)))
 
 
-async def get_profile(connection: AsyncConnection | AsyncSession, *, channel: str,
+async def get_profile(connection: Rows | AsyncSession, *, channel: str,
                       user_id: str, chat_id: str) -> Profile:
     """Return the chat user's language, time zone and link (each None when not stored), and
     whether the chat is marked unreachable."""

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import Database
+from billing.db import Database, Rows
 from billing.mirror_models import MirrorInvoice, MirrorSubscription
 from billing.models import utcnow
 from billing.movements import Figures, Report, changed, month_figures, mrr_series, report
@@ -41,7 +41,7 @@ def _moment(day: date) -> datetime:
 
 # -- loading ---------------------------------------------------------------------------------
 
-Reader = AsyncSession | AsyncConnection
+Reader = AsyncSession | Rows
 
 
 async def history(session: Reader, until: date) -> list[State]:

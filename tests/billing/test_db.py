@@ -141,13 +141,15 @@ async def test_sqlite_reads_run_in_the_event_loop_thread(db: Database) -> None:
     def add_thread_function(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.create_function("thread_id", 0, threading.get_ident)
 
-    for engine in (db.read_engine, db.engine):
-        event.listen(engine.sync_engine, "connect", add_thread_function)
+    for engine in (db.rows_sync_engine, db.read_engine.sync_engine, db.engine.sync_engine):
+        event.listen(engine, "connect", add_thread_function)
     async with db.read_rows() as rows:
         read_thread = await rows.scalar(select(func.thread_id()))
+    async with db.read() as reading:
+        session_thread = await reading.scalar(select(func.thread_id()))
     async with db.session() as session:
         write_thread = await session.scalar(select(func.thread_id()))
-    assert read_thread == threading.get_ident()
+    assert read_thread == session_thread == threading.get_ident()
     assert write_thread not in (None, threading.get_ident())
 
 
@@ -164,9 +166,9 @@ async def test_sqlite_reads_at_once_need_one_connection(db: Database) -> None:
         await rows.scalar(select(func.count()).select_from(ChatLink))
     busiest: list[int] = []
     opened: list[object] = []
-    pool = db.read_engine.pool
-    event.listen(db.read_engine.sync_engine, "connect", lambda *_: opened.append(1))
-    event.listen(db.read_engine.sync_engine, "checkout",
+    pool = db.rows_sync_engine.pool
+    event.listen(db.rows_sync_engine, "connect", lambda *_: opened.append(1))
+    event.listen(db.rows_sync_engine, "checkout",
                  lambda *_: busiest.append(pool.checkedout()))  # type: ignore[attr-defined]
 
     async def one() -> None:

@@ -36,7 +36,7 @@ async def test_plan_is_one_read_and_no_stripe_request(shop: Shop) -> None:
     portal, _ = await _linked(shop)
     reads: list[Any] = []
     statements: list[str] = []
-    engine = shop.billing.db.read_engine.sync_engine
+    engine = shop.billing.db.rows_sync_engine
     event.listen(engine, "checkout", lambda *args: reads.append(args))
     event.listen(engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
     before = len(shop.sandbox.requests)
@@ -67,7 +67,7 @@ async def test_plan_in_a_group_reads_no_mirror(shop: Shop) -> None:
     """In a group `/plan` only points to the private chat: the mirror is not read."""
     portal, _ = await _linked(shop)
     statements: list[str] = []
-    event.listen(shop.billing.db.read_engine.sync_engine, "before_cursor_execute",
+    event.listen(shop.billing.db.rows_sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *rest: statements.append(sql))
     group = Actor(channel="telegram", user_id="41", chat_id="-100", private=False)
     [reply] = await portal.command(group, "plan")
