@@ -3,7 +3,7 @@
 Posts N `/plan` updates (default 2,000 from 200 linked users, 20 in flight) to Portier's
 webhook as Telegram posts them and times each until its reply reaches the fake Bot API; then
 drives a bare python-telegram-bot echo bot with the same harness in the same run, on PTB's
-own HTTP client and on Portier's. The three take turns for `--rounds` rounds (default 3);
+own HTTP client and on Portier's. The three take turns for `--rounds` rounds (default 5);
 each bot's best round counts. Prints updates/s and p50/p99 latency, the ratios (targets
 >= 0.8 on PTB's client, >= 0.6 on the same client) and Stripe requests per update (target 0:
 in steady state `/plan` reads the local mirror, SPEC §8).
@@ -16,7 +16,7 @@ Portier's interpreter would bill Stripe's work to Portier. The fake Bot API runs
 for both bots alike.
 
     python bench/telegram_roundtrip.py [--updates 2000] [--users 200] [--concurrency 20]
-                                       [--rounds 3]
+                                       [--rounds 5]
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     results, per_update = asyncio.run(compare(args.updates, args.users, args.concurrency,
