@@ -93,6 +93,7 @@ class MessageCopy(Base):
     chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)  # the copy's language
 
 class TeamIntent(Base):
     """Work on a team's plan that must survive a crash once asked for (billing.team_intents):

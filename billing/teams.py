@@ -176,22 +176,22 @@ async def set_billing_channel(session: AsyncSession, *, channel: str, team_id: s
 
 
 async def remember_copy(session: AsyncSession, *, channel: str, ref: str, chat_id: str,
-                        message_id: str) -> None:
-    """Record where one copy of the message named `ref` was sent."""
+                        message_id: str, locale: str | None = None) -> None:
+    """Record where one copy of the message named `ref` was sent, and in which language."""
     await session.execute(_insert(session, MessageCopy).values(
         channel=channel, ref=ref[:128], chat_id=chat_id[:64], message_id=message_id[:64],
-        sent_at=utcnow(),
+        sent_at=utcnow(), locale=locale[:8] if locale else None,
     ).on_conflict_do_nothing(index_elements=["channel", "ref", "chat_id", "message_id"]))
 
 
 async def take_copies(session: AsyncSession, *, channel: str,
-                      ref: str) -> list[tuple[str, str]]:
-    """Return (chat, message id) of every copy of the message named `ref`, forgetting them:
-    they are replaced once."""
+                      ref: str) -> list[tuple[str, str, str | None]]:
+    """Return (chat, message id, language) of every copy of the message named `ref`,
+    forgetting them: they are replaced once."""
     rows = (await session.execute(
         delete(MessageCopy).where(MessageCopy.channel == channel, MessageCopy.ref == ref[:128])
-        .returning(MessageCopy.chat_id, MessageCopy.message_id))).all()
-    return [(str(chat), str(message)) for chat, message in rows]
+        .returning(MessageCopy.chat_id, MessageCopy.message_id, MessageCopy.locale))).all()
+    return [(str(chat), str(message), locale) for chat, message, locale in rows]
 
 
 # Slack retries an event not acked in 3 seconds three times: at once, after a minute and after

@@ -237,7 +237,8 @@ class DemoWorkspace:
         self.locale = pick_locale(language, default=console.portal.default_locale)
         self.users = {person.user_id: person.user(self.locale) for person in PEOPLE}
         self.people: dict[str, SlackPersona] = {}
-        self.copies: dict[str, list[SlackPersona]] = {}  # a ref'd message: who got a copy
+        # a ref'd message: who got a copy, in which language
+        self.copies: dict[str, list[tuple[SlackPersona, str | None]]] = {}
         for person in PEOPLE:
             persona = SlackPersona(person, self, language=self.locale,
                                    default_locale=console.portal.default_locale)
@@ -297,7 +298,7 @@ class DemoWorkspace:
         if issue is not None:
             await issue()
         if reply.ref:
-            self.copies.setdefault(reply.ref, []).extend(readers)
+            self.copies.setdefault(reply.ref, []).extend((r, reply.locale) for r in readers)
         where = f"#{found['name']}" if found else "pushed"
         announced = False  # one "[to …]" line for a channel's post
         for reader in readers:
@@ -308,10 +309,12 @@ class DemoWorkspace:
         """Update the other copies of a message a reply replaces (each admin's seat
         request, as bot.slack's chat.update does), and return the replies to show."""
         for reply in replies:
-            for other in self.copies.pop(reply.replaces, []) if reply.replaces else []:
+            copies = self.copies.pop(reply.replaces, []) if reply.replaces else []
+            for other, locale in copies:
                 if other is persona:
                     continue
                 other.waiting = [(kept, where) for kept, where in other.waiting
                                  if kept.ref != reply.replaces]
-                await self.console.deliver(other, reply, where="updated", announce=False)
+                await self.console.deliver(other, reply.in_locale(locale), where="updated",
+                                           announce=False)
         return replies

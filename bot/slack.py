@@ -214,7 +214,8 @@ class SlackChannel:
             async with self.portal.billing.db.session() as session:
                 await teams.remember_copy(session, channel=CHANNEL, ref=reply.ref,
                                           chat_id=f"{team}:{posted.get('channel') or target}",
-                                          message_id=str(posted.get("ts") or ""))
+                                          message_id=str(posted.get("ts") or ""),
+                                          locale=reply.locale)
 
     async def events(self, request: Request) -> Response:
         """Hand the request to Bolt (which answers 401 to a bad or old signature)."""

@@ -55,13 +55,14 @@ class SlackAnswers:
             copies = await teams.take_copies(session, channel=CHANNEL, ref=ref)
         team, _, _user = actor.user_id.partition(":")
         updated = False
-        for chat, ts in copies:
+        for chat, ts, locale in copies:
             where_team, _, conversation = chat.partition(":")
             if where_team != team:
                 continue
+            shown = reply.in_locale(locale)  # the copy's reader's language, not the actor's
             try:
-                await self._web().chat_update(channel=conversation, ts=ts, text=fallback(reply),
-                                              blocks=blocks(reply))
+                await self._web().chat_update(channel=conversation, ts=ts, text=fallback(shown),
+                                              blocks=blocks(shown))
                 updated = True
             except SlackApiError as error:
                 log.info("chat.update failed: %s", error_code(error))

@@ -47,6 +47,14 @@ class Reply:
     pick: str | None = None
     ref: str | None = None  # names a message sent to several chats (a seat request)
     replaces: str | None = None  # this reply replaces every copy of the message so named
+    # With `ref`: the language the copy was written in (each reader gets their own). With
+    # `replaces`: the same reply in each language, so that every copy keeps its reader's.
+    locale: str | None = None
+    versions: tuple[tuple[str, Reply], ...] = ()
+
+    def in_locale(self, locale: str | None) -> Reply:
+        """Return this reply's version in a language (itself when it has none)."""
+        return next((version for name, version in self.versions if name == locale), self)
 
 
 def rows(*buttons: Button | None, per_row: int = 1) -> tuple[tuple[Button, ...], ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 from billing import team_intents, teams
@@ -20,6 +21,7 @@ from billing.seats import seat_to_buy
 from handlers.context import Ctx
 from handlers.flows.team import assigned_count, failed
 from handlers.flows.team_access import Who, team_action
+from handlers.i18n import LOCALES
 from handlers.notices import RENDERERS
 from handlers.replies import Button, Reply, rows
 from handlers.router import router
@@ -105,7 +107,7 @@ def _seat_request(ctx: Ctx, params: dict[str, Any]) -> Reply:
                  title=ctx.t("Seat request"), buttons=rows(
                      Button(ctx.t("Approve"), action=f"team:approve:{member}"),
                      Button(ctx.t("Deny"), action=f"team:deny:{member}"), per_row=2),
-                 ref=request_ref(str(team), member) if team else None)
+                 ref=request_ref(str(team), member) if team else None, locale=ctx.locale)
 
 
 def _seat_decided(ctx: Ctx, params: dict[str, Any]) -> Reply:
@@ -183,24 +185,25 @@ async def _decide(ctx: Ctx, acting: Who, member: str, *, approve: bool) -> list[
         settled = await team_intents.settle(ctx.billing, intent)
         if settled.status != team_intents.DONE:
             return _not_done(ctx, settled)
+    # Every admin's copy of the request says how it was decided, in that admin's language.
+    versions = tuple((locale, _decided(replace(ctx, locale=locale), approve, name, by))
+                     for locale in LOCALES)
+    return [replace(_decided(ctx, approve, name, by), edit=True,
+                    replaces=request_ref(team, member), versions=versions)]
+
+
+def _decided(ctx: Ctx, approve: bool, name: str, by: str) -> Reply:
     text = "\n".join([ctx.t("Approved: the member now holds a seat.") if approve
                       else ctx.t("Declined. The member was told."),
                       ctx.t("The request of {name}, decided by {by}.", name=name, by=by)])
-    # Every admin's copy of the request says how it was decided.
-    return [Reply(text, title=ctx.t("Seat request"), edit=True,
-                  replaces=request_ref(team, member),
-                  buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))]
+    return Reply(text, title=ctx.t("Seat request"),
+                 buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))
 
 
 def _intent_done(ctx: Ctx, params: dict[str, Any]) -> Reply:
     """Tell the admin that their seat change or approval, delayed, went through."""
     if params.get("kind") == team_intents.APPROVE:
-        text = "\n".join([ctx.t("Approved: the member now holds a seat."),
-                          ctx.t("The request of {name}, decided by {by}.",
-                                name=str(params.get("name") or ""),
-                                by=str(params.get("by") or ""))])
-        return Reply(text, title=ctx.t("Seat request"),
-                     buttons=rows(Button(ctx.t("Team plan"), action="team:plan")))
+        return _decided(ctx, True, str(params.get("name") or ""), str(params.get("by") or ""))
     return Reply(ctx.t("Done: the team now has {seats} seats.", seats=params.get("seats")),
                  title=ctx.t("Seats"), buttons=rows(Button(ctx.t("Team plan"),
                                                            action="team:plan")))

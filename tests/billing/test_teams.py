@@ -41,3 +41,15 @@ async def test_old_event_ids_and_copies_are_forgotten(db: Database) -> None:
         assert await teams.forget_old(session, now=much_later) == 3
         assert await teams.take_copies(session, channel="slack",
                                        ref="seat_request:T1:U1") == []
+
+
+async def test_a_copy_is_taken_with_its_language(db: Database) -> None:
+    """Each copy keeps the language it was written in, so that replacing it keeps it too."""
+    async with db.session() as session:
+        for chat, locale in (("T1:D1", "de"), ("T1:D2", None)):
+            await teams.remember_copy(session, channel="slack", ref="seat_request:T1:U1",
+                                      chat_id=chat, message_id="1.000", locale=locale)
+    async with db.session() as session:
+        taken = await teams.take_copies(session, channel="slack", ref="seat_request:T1:U1")
+    assert sorted(taken, key=lambda copy: copy[0]) == [("T1:D1", "1.000", "de"),
+                                                      ("T1:D2", "1.000", None)]

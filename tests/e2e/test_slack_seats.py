@@ -169,6 +169,29 @@ async def test_a_request_reaches_every_billing_admin_and_the_first_decision_wins
     assert await _assigned(team) == [team.member.id]
 
 
+async def test_each_copy_of_a_decided_request_keeps_its_readers_language(team: Team) -> None:
+    """A German owner's copy of a request is written in German (users.info locale) and stays
+    German when an English-speaking admin decides: each copy is updated in its own language,
+    not the decider's."""
+    dan = team.slack.user(team.workspace, "dan", is_owner=True)
+    team.slack.update_user(dan, locale="de-DE")
+    await team.buy(2)
+    await team.slack.next_message(dan)  # the team plan's welcome
+    answer = await team.billing_command(team.member)
+    await team.driver.press(team.member, answer, "Request a seat")
+    await team.slack.next_ephemeral(team.member)
+    await team.world.settle()
+    english, german = [await team.slack.next_message(user) for user in (team.admin, dan)]
+    assert "bob asks for a seat" in english.content, english.content
+    assert "bob bittet um einen Platz" in german.content, german.content
+    await team.driver.press(team.admin, english, "Approve")
+    decided = {user.name: await team.slack.next_message(user) for user in (team.admin, dan)}
+    assert "Approved: the member now holds a seat" in decided["ada"].content
+    assert (decided["dan"].ts, decided["dan"].edited) == (german.ts, True)
+    assert "Genehmigt: Das Mitglied hat jetzt einen Platz." in decided["dan"].content
+    assert "Die Anfrage von bob, entschieden von ada." in decided["dan"].content
+
+
 async def test_billing_admins_and_the_billing_channel_with_audit_lines(team: Team) -> None:
     """An admin adds a billing admin (users_select) and sets the billing channel
     (conversations_select; one the app is not in is refused). Seat changes then post one
